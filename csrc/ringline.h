@@ -1,0 +1,199 @@
+/*
+ * ringline.h — the C ABI of libringline.so, the contract between the native
+ * core and the TypeScript runtime (src/native/ is its only caller).
+ *
+ * Rules (see DESIGN.md): every symbol is ringline_<object>_<action>; handles
+ * are opaque; constructors return the handle or NULL and write -errno to an
+ * out-parameter; every other call returns >= 0 (a count or value) or -errno.
+ * No globals, no threads, no callbacks. Shared records use 32-bit fields only
+ * and their layout is published by ringline_layout_query().
+ */
+#ifndef RINGLINE_H
+#define RINGLINE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RINGLINE_ABI_VERSION 1u
+
+/* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
+#define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
+#define RINGLINE_FEAT_DEFER_TASKRUN (1u << 1)  /* IORING_SETUP_DEFER_TASKRUN accepted */
+#define RINGLINE_FEAT_SINGLE_ISSUER (1u << 2)  /* IORING_SETUP_SINGLE_ISSUER accepted */
+#define RINGLINE_FEAT_COOP_TASKRUN  (1u << 3)  /* IORING_SETUP_COOP_TASKRUN accepted */
+#define RINGLINE_FEAT_ACCEPT_MULTI  (1u << 4)  /* multishot accept delivers with F_MORE */
+#define RINGLINE_FEAT_RECV_MULTI    (1u << 5)  /* multishot recv with buffer select */
+#define RINGLINE_FEAT_RECVMSG_MULTI (1u << 6)  /* multishot recvmsg with buffer select */
+#define RINGLINE_FEAT_BUF_RING      (1u << 7)  /* provided buffer rings register */
+#define RINGLINE_FEAT_SEND_ZC       (1u << 8)  /* IORING_OP_SEND_ZC supported */
+#define RINGLINE_FEAT_EXT_ARG       (1u << 9)  /* bounded waits (IORING_FEAT_EXT_ARG) */
+#define RINGLINE_FEAT_NODROP        (1u << 10) /* kernel keeps overflowed CQEs */
+
+/* ── Ring setup flags requested in ringline_ring_params.setup_flags ──────── */
+#define RINGLINE_SETUP_DEFER_TASKRUN (1u << 0) /* implies SINGLE_ISSUER */
+#define RINGLINE_SETUP_SINGLE_ISSUER (1u << 1)
+#define RINGLINE_SETUP_COOP_TASKRUN  (1u << 2)
+
+/* ── Limits ──────────────────────────────────────────────────────────────── */
+#define RINGLINE_MAX_SQ_ENTRIES   32768u       /* kernel maximum */
+#define RINGLINE_MAX_SLAB_BYTES   (1u << 30)   /* 1 GiB of send slab per ring */
+#define RINGLINE_MAX_MSG_SLOTS    (1u << 20)
+#define RINGLINE_MAX_TIMER_SLOTS  (1u << 20)
+#define RINGLINE_MAX_BUFRINGS     8u           /* provided-buffer rings per ring */
+#define RINGLINE_MAX_BUF_ENTRIES  32768u       /* kernel maximum */
+#define RINGLINE_MAX_BUF_SIZE     (1u << 20)
+#define RINGLINE_MSG_MAX_IOV      32u          /* iovecs per sendmsg descriptor */
+#define RINGLINE_SOCKADDR_MAX     128u         /* sizeof(struct sockaddr_storage) */
+#define RINGLINE_RECVMSG_NAME_LEN 28u          /* name room in each recvmsg buffer (sockaddr_in6) */
+#define RINGLINE_SLOT_MAX         0xFFFFFFu    /* slot is 24 bits of user_data */
+#define RINGLINE_KIND_USER_MAX    239u         /* kinds 0..239 belong to the caller */
+#define RINGLINE_KIND_WAKE        255u         /* record: another thread called ringline_ring_wake */
+#define RINGLINE_KIND_OVERFLOW    254u         /* record: the kernel dropped `extra` CQEs */
+
+/* ── Opcodes of ringline_op (fields a/b/c per opcode) ────────────────────── */
+enum ringline_opcode {
+  RINGLINE_OP_NOP = 0,           /* no fields */
+  RINGLINE_OP_ACCEPT_MULTI = 1,  /* fd = listener; accepted fds are NONBLOCK|CLOEXEC, res = fd */
+  RINGLINE_OP_RECV_MULTI = 2,    /* fd; a = bgid */
+  RINGLINE_OP_RECVMSG_MULTI = 3, /* fd; a = bgid; buffer = recvmsg_out + name + payload */
+  RINGLINE_OP_SEND = 4,          /* fd; a = slab offset, b = length, c = extra MSG_* flags */
+  RINGLINE_OP_SENDMSG = 5,       /* fd; a = msg slot (descriptor written first), c = MSG_* flags */
+  RINGLINE_OP_SEND_ZC = 6,       /* fd; a = slab offset, b = length; a second CQE has F_NOTIF */
+  RINGLINE_OP_POLL_ADD = 7,      /* fd; a = poll mask (POLLIN = 1, POLLOUT = 4) */
+  RINGLINE_OP_CONNECT = 8,       /* fd; a = msg slot whose name is the peer address */
+  RINGLINE_OP_SHUTDOWN = 9,      /* fd; a = how (SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2) */
+  RINGLINE_OP_CLOSE = 10,        /* fd */
+  RINGLINE_OP_TIMEOUT = 11,      /* a = timer slot, b = milliseconds from now; res = -ETIME */
+  RINGLINE_OP_TIMEOUT_ABS = 12,  /* a = timer slot, b = seconds, c = nanoseconds (CLOCK_MONOTONIC) */
+  RINGLINE_OP_CANCEL = 13,       /* a = target kind, b = target slot, c = target generation */
+  RINGLINE_OP_CANCEL_FD = 14,    /* fd: cancel every request on it */
+  RINGLINE_OP_COUNT = 15
+};
+
+/* ── Shared records (32-bit fields; checked by ringline_layout_query) ────── */
+
+/* In/out parameters of ringline_ring_create. */
+typedef struct ringline_ring_params {
+  uint32_t sq_entries;      /* power of two, 1..RINGLINE_MAX_SQ_ENTRIES */
+  uint32_t cq_entries;      /* 0 = 4 × sq_entries; else a power of two >= sq_entries */
+  uint32_t setup_flags;     /* in: RINGLINE_SETUP_* wanted; out: those the kernel granted */
+  uint32_t slab_bytes;      /* native send slab the SEND/SENDMSG ops point into (may be 0) */
+  uint32_t msg_slots;       /* sendmsg/connect descriptors (ringline_msg_desc) */
+  uint32_t timer_slots;     /* timespecs for TIMEOUT ops */
+  uint32_t max_ops;         /* op records per ringline_ring_prepare (0 = sq_entries) */
+  uint32_t max_completions; /* completion records per ringline_ring_reap (0 = cq_entries) */
+} ringline_ring_params;
+
+/* One operation to submit; the caller fills the ring's op array. */
+typedef struct ringline_op {
+  uint32_t opcode; /* enum ringline_opcode */
+  uint32_t kind;   /* echoed in the completion, 0..RINGLINE_KIND_USER_MAX */
+  uint32_t slot;   /* echoed, 0..RINGLINE_SLOT_MAX */
+  uint32_t gen;    /* echoed: generation of the slot */
+  int32_t fd;      /* target descriptor, where the opcode has one */
+  uint32_t a;      /* opcode argument */
+  uint32_t b;      /* opcode argument */
+  uint32_t c;      /* opcode argument */
+} ringline_op;
+
+/* One completion copied out by ringline_ring_reap. */
+typedef struct ringline_completion {
+  uint32_t kind;   /* from the op, or RINGLINE_KIND_WAKE / RINGLINE_KIND_OVERFLOW */
+  uint32_t slot;   /* from the op */
+  uint32_t gen;    /* from the op */
+  int32_t res;     /* cqe->res: a count, an fd, or -errno */
+  uint32_t flags;  /* cqe->flags: IORING_CQE_F_MORE 2, F_NOTIF 8, F_BUFFER 1 */
+  int32_t bid;     /* provided-buffer id, or -1 when F_BUFFER is clear */
+  uint32_t extra;  /* WAKE: wake count; OVERFLOW: CQEs the kernel dropped */
+  uint32_t reserved;
+} ringline_completion;
+
+/* A sendmsg/connect descriptor, written by the caller before SENDMSG/CONNECT. */
+typedef struct ringline_msg_desc {
+  uint32_t iov_count;                    /* 0..RINGLINE_MSG_MAX_IOV */
+  uint32_t name_len;                     /* 0 (connected socket) or sockaddr length */
+  uint32_t iov[RINGLINE_MSG_MAX_IOV][2]; /* {slab offset, length} pairs */
+  uint8_t name[RINGLINE_SOCKADDR_MAX];   /* destination sockaddr bytes */
+} ringline_msg_desc;
+
+/* Header the kernel writes at the start of each multishot recvmsg buffer. */
+typedef struct ringline_recvmsg_out {
+  uint32_t namelen;    /* bytes of peer address the kernel had (may exceed the room) */
+  uint32_t controllen; /* bytes of control data (always 0 here) */
+  uint32_t payloadlen; /* full datagram length, even if truncated */
+  uint32_t flags;      /* MSG_TRUNC (0x20) when the datagram did not fit */
+} ringline_recvmsg_out;
+
+/* ── Calls ───────────────────────────────────────────────────────────────── */
+typedef struct ringline_ring ringline_ring;
+
+/* Which io_uring features this kernel offers: RINGLINE_FEAT_* bits, or -errno (-ENOSYS, -EPERM). */
+int32_t ringline_kernel_probe(void);
+
+/* Fills out[0..cap) with the record layout (order: see layout.c); returns the count or -EINVAL. */
+int32_t ringline_layout_query(uint32_t *out, uint32_t cap);
+
+/* Creates a ring from validated params (setup_flags updated to those granted); NULL and *err on failure. */
+ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err);
+/* Destroys the ring and everything it owns (buffer rings, slab, eventfds); NULL is ignored. */
+void ringline_ring_destroy(ringline_ring *ring);
+/* Wakes a ring waiting in ringline_ring_reap (any thread); it reports a RINGLINE_KIND_WAKE record. */
+int32_t ringline_ring_wake(ringline_ring *ring);
+/* The eventfd the kernel signals whenever completions are pending (await it instead of blocking). */
+int32_t ringline_ring_notify_fd(ringline_ring *ring);
+/* Turns op records [0, n) into SQEs (validated first: all or nothing); returns how many were
+ * prepared, fewer than n only when the kernel would take no more (resubmit the rest later). */
+int32_t ringline_ring_prepare(ringline_ring *ring, uint32_t n);
+/* Submits prepared SQEs, waits for >= min completions up to timeout_us, copies records; returns count. */
+int32_t ringline_ring_reap(ringline_ring *ring, uint32_t min, uint32_t timeout_us);
+/* Pointer to the op array (max_ops records). */
+ringline_op *ringline_ring_ops(ringline_ring *ring);
+/* Pointer to the completion array (max_completions records). */
+ringline_completion *ringline_ring_completions(ringline_ring *ring);
+/* Pointer to the msg descriptor array (msg_slots records). */
+ringline_msg_desc *ringline_ring_msgs(ringline_ring *ring);
+/* Pointer to the send slab (slab_bytes bytes). */
+uint8_t *ringline_ring_slab(ringline_ring *ring);
+
+/* Registers a provided-buffer ring: entries a power of two, buf_size > 0; all buffers start with the kernel. */
+int32_t ringline_bufring_create(ringline_ring *ring, uint32_t bgid, uint32_t entries, uint32_t buf_size);
+/* Pointer to buffer 0 of group bgid (buffer i is at i × buf_size), or NULL. */
+uint8_t *ringline_bufring_base(ringline_ring *ring, uint32_t bgid);
+/* Pointer to the group's return array (entries × uint16 buffer ids) read by recycle. */
+uint16_t *ringline_bufring_returns(ringline_ring *ring, uint32_t bgid);
+/* Hands returns[0, n) back to the kernel in one batch (validated first); returns n. */
+int32_t ringline_bufring_recycle(ringline_ring *ring, uint32_t bgid, uint32_t n);
+/* Unregisters and frees one buffer ring (the ring frees the rest on destroy). */
+int32_t ringline_bufring_destroy(ringline_ring *ring, uint32_t bgid);
+
+/* Parses "a.b.c.d:port", "[v6]:port", "localhost:port" or "unix:/path" into sockaddr bytes; returns its length. */
+int32_t ringline_addr_parse(const char *text, uint8_t *out, uint32_t cap);
+/* Formats sockaddr bytes as "host:port" / "[v6]:port" / "unix:/path" (NUL-terminated); returns strlen. */
+int32_t ringline_addr_format(const uint8_t *sa, uint32_t len, char *out, uint32_t cap);
+
+#define RINGLINE_SOCK_REUSEPORT (1u << 0) /* SO_REUSEPORT on the listener/UDP socket */
+#define RINGLINE_SOCK_UNLINK    (1u << 1) /* unix listener: remove a stale socket file first */
+
+/* A bound, listening, non-blocking TCP or unix stream socket; returns the fd. */
+int32_t ringline_socket_listen(const uint8_t *sa, uint32_t len, uint32_t backlog, uint32_t flags);
+/* A bound, non-blocking UDP socket; returns the fd. */
+int32_t ringline_socket_udp(const uint8_t *sa, uint32_t len, uint32_t flags);
+/* An unconnected non-blocking stream socket of the family of sa (for OP_CONNECT); returns the fd. */
+int32_t ringline_socket_stream(const uint8_t *sa, uint32_t len);
+/* Writes the socket's local (peer = 0) or peer (peer = 1) address as sockaddr bytes; returns its length. */
+int32_t ringline_socket_name(int32_t fd, uint32_t peer, uint8_t *out, uint32_t cap);
+/* Sets TCP_NODELAY (on = 0 or 1); returns 0. */
+int32_t ringline_socket_nodelay(int32_t fd, uint32_t on);
+/* Closes a descriptor outside the ring (setup failures, teardown); returns 0. */
+int32_t ringline_socket_close(int32_t fd);
+
+/* Pins the calling thread to one CPU; returns 0. */
+int32_t ringline_thread_pin(uint32_t cpu);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGLINE_H */
