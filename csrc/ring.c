@@ -168,6 +168,11 @@ int32_t ringline_ring_wake(ringline_ring *ring) {
   return 0;
 }
 
+int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on) {
+  if (ring == NULL || on > 1) return -EINVAL;
+  return io_uring_cq_eventfd_toggle(&ring->uring, on != 0);
+}
+
 int32_t ringline_ring_notify_fd(ringline_ring *ring) { return ring == NULL ? -EINVAL : ring->notify_fd; }
 ringline_op *ringline_ring_ops(ringline_ring *ring) { return ring ? ring->ops : NULL; }
 ringline_completion *ringline_ring_completions(ringline_ring *ring) { return ring ? ring->completions : NULL; }

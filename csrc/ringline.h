@@ -144,6 +144,8 @@ void ringline_ring_destroy(ringline_ring *ring);
 int32_t ringline_ring_wake(ringline_ring *ring);
 /* The eventfd the kernel signals whenever completions are pending (await it instead of blocking). */
 int32_t ringline_ring_notify_fd(ringline_ring *ring);
+/* Turns notify_fd signalling on (1) or off (0): off while the caller is busy reaping anyway. */
+int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on);
 /* Turns op records [0, n) into SQEs (validated first: all or nothing); returns how many were
  * prepared, fewer than n only when the kernel would take no more (resubmit the rest later). */
 int32_t ringline_ring_prepare(ringline_ring *ring, uint32_t n);

@@ -1,0 +1,74 @@
+// Errors the public API throws. Each carries what a caller needs to act:
+// the field and rule (ConfigError), a node-style `code` (SendError), a `kind`
+// (UdpSendError).
+export { NativeError, errnoName } from "./native/errno"
+
+/** A Config value broke a rule; `field` is its dotted path ("recvBuffer.ringSize"). */
+export class ConfigError extends Error {
+  readonly code = "ERR_RINGLINE_CONFIG"
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly rule: string,
+  ) {
+    super(`Config.${field} = ${JSON.stringify(value)}: ${rule}`)
+    this.name = "ConfigError"
+  }
+}
+
+/**
+ * A send could not be queued or did not reach the kernel. `code` is
+ * "ENOBUFS" (send pool full: nothing of this call was queued), "ENOTCONN"
+ * (connection closed), or the socket error ("EPIPE", "ECONNRESET", ...).
+ */
+export class SendError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+    this.name = "SendError"
+  }
+}
+
+export type UdpSendErrorKind = "PoolExhausted" | "SubmissionQueueFull" | "InvalidInput"
+
+/** A datagram was not queued: no free send slot, no submission room, or bad input. */
+export class UdpSendError extends Error {
+  constructor(
+    readonly kind: UdpSendErrorKind,
+    message: string,
+  ) {
+    super(message)
+    this.name = "UdpSendError"
+  }
+}
+
+/** Rejection of `timeout(ms, promise)` when the deadline passes first. */
+export class TimeoutError extends Error {
+  readonly code = "ETIMEDOUT"
+  constructor(ms: number) {
+    super(`timed out after ${ms} ms`)
+    this.name = "TimeoutError"
+  }
+}
+
+/** A connection's receive buffer passed Config.recvAccumulatorMax while its parser wanted more. */
+export class RecvError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+    this.name = "RecvError"
+  }
+}
+
+/** All Config.timerSlots timers are in use (a sleep is refused rather than completed early). */
+export class TimerExhaustedError extends Error {
+  readonly code = "TimerExhausted"
+  constructor(slots: number) {
+    super(`all ${slots} timer slots are in use (raise Config.timerSlots)`)
+    this.name = "TimerExhausted"
+  }
+}

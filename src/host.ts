@@ -1,0 +1,176 @@
+// WorkerHost: one worker — its handler instance, its driver, its tasks — and
+// the graceful shutdown that drains them. Runs inside a Bun Worker, or inline
+// on the launching thread.
+import type { BackendName, Config } from "./config"
+import type { ConnCtx } from "./conn"
+import type { Driver, DriverHost } from "./driver"
+import type { AsyncEventHandler, HandlerClass, WorkerCtx } from "./handler"
+import { C, snapshot, workerCounters, type MetricsSnapshot } from "./metrics"
+import { setThreadRuntime, threadRuntime, type ThreadRuntime } from "./runtime"
+import type { UdpCtx } from "./udp"
+
+export interface WorkerInit {
+  workerId: number
+  config: Config
+  backend: BackendName
+  tcp: string[]
+  udp: string[]
+  counters: SharedArrayBuffer
+}
+
+export interface WorkerReady {
+  tcp: string[]
+  udp: string[]
+}
+
+/** What a worker says when it has stopped. */
+export interface WorkerReport {
+  workerId: number
+  /** Connections still open at the drain deadline, closed without finishing. */
+  abortedConnections: number
+  /** Bytes that were queued but never sent because the deadline passed. */
+  unsentBytes: number
+}
+
+async function createDriver(backend: BackendName, host: DriverHost): Promise<Driver> {
+  if (backend === "io_uring") {
+    const { UringDriver } = await import("./uring/driver")
+    return new UringDriver(host)
+  }
+  const { PortableDriver } = await import("./portable/driver")
+  return new PortableDriver(host)
+}
+
+export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
+  readonly workerId: number
+  readonly config: Config
+  readonly counters: Float64Array
+  driver!: Driver
+  private handler!: AsyncEventHandler
+  /** Tasks shutdown waits for (connections, onStart); UDP readers loop forever, so they are apart. */
+  private readonly tasks = new Set<Promise<void>>()
+  private readonly udpTasks = new Set<Promise<void>>()
+  private stopping = false
+  private stopped: Promise<WorkerReport> | null = null
+  /** Called when the worker decides by itself to stop (requestShutdown). */
+  onSelfShutdown: (() => void) | null = null
+
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly handlerClass: HandlerClass,
+  ) {
+    this.workerId = init.workerId
+    this.config = init.config
+    this.counters = workerCounters(init.counters, init.workerId)
+  }
+
+  async start(): Promise<WorkerReady> {
+    if (threadRuntime() !== null) throw new Error("a ringline worker is already running on this thread (inline launch runs one per thread)")
+    this.handler = this.handlerClass.createForWorker(this.workerId)
+    this.driver = await createDriver(this.init.backend, this)
+    setThreadRuntime(this)
+    try {
+      const tcp: string[] = []
+      for (const addr of this.init.tcp) tcp.push(await this.driver.bindTcp(addr))
+      const udp: string[] = []
+      for (const addr of this.init.udp) udp.push(await this.driver.bindUdp(addr))
+      this.driver.start()
+      if (this.handler.onStart) this.track(Promise.resolve().then(() => this.handler.onStart!()), "onStart")
+      return { tcp, udp }
+    } catch (e) {
+      setThreadRuntime(null)
+      await this.driver.destroy().catch(() => undefined)
+      throw e
+    }
+  }
+
+  /** Runs a task, counts it for shutdown, and reports (once) if it fails. */
+  private track(task: Promise<unknown>, what: string, set = this.tasks, after?: () => void): void {
+    const p: Promise<void> = task
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          if (this.stopping && set === this.udpTasks) return // sockets close under their readers at shutdown
+          this.counters[C.handlerErrors]!++
+          console.error(`ringline: worker ${this.workerId}: ${what} failed:`, e)
+        },
+      )
+      .finally(() => {
+        set.delete(p)
+        after?.()
+      })
+    set.add(p)
+  }
+
+  onConnection(conn: ConnCtx): void {
+    let task: Promise<void>
+    try {
+      task = this.handler.onAccept(conn)
+    } catch (e) {
+      task = Promise.reject(e)
+    }
+    this.track(task, `handler for connection ${conn.id}`, this.tasks, () => conn.close())
+  }
+
+  onConnectionClosed(conn: ConnCtx): void {
+    try {
+      this.handler.onClose?.(conn)
+    } catch (e) {
+      console.error(`ringline: worker ${this.workerId}: onClose for connection ${conn.id} failed:`, e)
+    }
+  }
+
+  onUdpSocket(udp: UdpCtx): void {
+    if (this.handler.onUdpBind) this.track(Promise.resolve().then(() => this.handler.onUdpBind!(udp)), `UDP handler on ${udp.localAddr}`, this.udpTasks)
+  }
+
+  onTick(): void {
+    this.handler.onTick?.(this)
+  }
+
+  onNotify(): void {
+    this.handler.onNotify?.(this)
+  }
+
+  requestShutdown(): void {
+    void this.shutdown()
+    this.onSelfShutdown?.()
+  }
+
+  metrics(): MetricsSnapshot {
+    return snapshot(this.init.counters, [this.workerId])
+  }
+
+  /**
+   * Graceful stop: no new connections, handlers run to completion and queued
+   * sends drain until Config.shutdownTimeoutMs; what is left then is closed
+   * and reported. Idempotent.
+   */
+  shutdown(): Promise<WorkerReport> {
+    return (this.stopped ??= this.drain())
+  }
+
+  private async drain(): Promise<WorkerReport> {
+    this.stopping = true
+    const driver = this.driver
+    driver.stopAccepting()
+    const deadline = Date.now() + this.config.shutdownTimeoutMs
+    // Connection handlers finish when their peers close; UDP readers never do, so they don't hold shutdown.
+    while (this.tasks.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    let abortedConnections = 0
+    let unsentBytes = 0
+    for (const conn of driver.liveConnections()) {
+      if (conn.isClosed && conn.sendQueue.queuedBytes === 0) continue
+      abortedConnections++
+      unsentBytes += conn.abort("ETIMEDOUT")
+    }
+    if (abortedConnections > 0) {
+      console.error(`ringline: worker ${this.workerId}: shutdown deadline (${this.config.shutdownTimeoutMs} ms) closed ${abortedConnections} connection(s) with ${unsentBytes} byte(s) unsent`)
+    }
+    await driver.destroy()
+    for (const u of driver.udpSockets()) u.shutdown()
+    await Promise.race([Promise.allSettled([...this.tasks, ...this.udpTasks]), new Promise((r) => setTimeout(r, 100))])
+    setThreadRuntime(null)
+    return { workerId: this.workerId, abortedConnections, unsentBytes }
+  }
+}

@@ -1,0 +1,11 @@
+// ringline: the public API. Re-exports only.
+export { Config, type BackendChoice, type BackendName, type RecvBufferConfig, type WorkerConfig } from "./config"
+export { RinglineBuilder, Server, ShutdownHandle, type HandlerSpec, type WakeHandle, type WorkerHandle } from "./builder"
+export type { AsyncEventHandler, HandlerClass, WorkerCtx } from "./handler"
+export { ConnCtx, ParseResult, type DataParser } from "./conn"
+export { ConnStream } from "./stream"
+export { UdpCtx, type PeerAddress } from "./udp"
+export { ConfigError, NativeError, RecvError, SendError, TimeoutError, TimerExhaustedError, UdpSendError, type UdpSendErrorKind } from "./errors"
+export { sleep, sleepUntil, timeout, requestShutdown, metrics } from "./runtime"
+export type { MetricsSnapshot } from "./metrics"
+export type { WorkerReport } from "./host"

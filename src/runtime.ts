@@ -1,0 +1,77 @@
+// The worker runtime of the current thread, for the free functions handlers
+// call (sleep, timeout, spawn, requestShutdown, metrics).
+import type { Driver } from "./driver"
+import { TimeoutError } from "./errors"
+import type { MetricsSnapshot } from "./metrics"
+
+export interface ThreadRuntime {
+  readonly workerId: number
+  readonly driver: Driver
+  requestShutdown(): void
+  metrics(): MetricsSnapshot
+}
+
+let current: ThreadRuntime | null = null
+
+export function setThreadRuntime(rt: ThreadRuntime | null): void {
+  current = rt
+}
+
+export function threadRuntime(): ThreadRuntime | null {
+  return current
+}
+
+function requireRuntime(what: string): ThreadRuntime {
+  if (current === null) throw new Error(`${what}() must be called inside a ringline worker (a handler or a task it spawned)`)
+  return current
+}
+
+/** Resolves after `ms` (on the ring's timers in an io_uring worker); rejects with the signal's reason on abort. */
+export function sleep(ms: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+  if (current !== null) return current.driver.sleep(ms, options.signal)
+  const { signal } = options
+  if (signal?.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(signal!.reason)
+    }
+    signal?.addEventListener("abort", onAbort, { once: true })
+  })
+}
+
+/** Resolves at `deadline` (a Date or ms since the epoch). */
+export function sleepUntil(deadline: Date | number, options: { signal?: AbortSignal } = {}): Promise<void> {
+  const at = typeof deadline === "number" ? deadline : deadline.getTime()
+  return sleep(Math.max(0, at - Date.now()), options)
+}
+
+/** Settles like `promise`, or rejects with TimeoutError after `ms`; the timer is released either way. */
+export async function timeout<T>(ms: number, promise: Promise<T>): Promise<T> {
+  const abort = new AbortController()
+  const timer = sleep(ms, { signal: abort.signal }).then(
+    () => {
+      throw new TimeoutError(ms)
+    },
+    () => undefined as never,
+  )
+  try {
+    return await Promise.race([promise, timer])
+  } finally {
+    abort.abort()
+  }
+}
+
+/** Stops this worker only (graceful, as server.shutdown does for all). */
+export function requestShutdown(): void {
+  requireRuntime("requestShutdown").requestShutdown()
+}
+
+/** This worker's counters. */
+export function metrics(): MetricsSnapshot {
+  return requireRuntime("metrics").metrics()
+}

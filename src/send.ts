@@ -1,0 +1,185 @@
+// The send path shared by both backends: a bounded pool of fixed-size slots
+// over one slab (native memory on io_uring, an ArrayBuffer on portable), and a
+// per-connection FIFO of slot segments. Nothing here drops bytes: a send either
+// fits in the pool as a whole or is refused, and bytes leave the queue only when
+// the kernel has taken them.
+import { C } from "./metrics"
+
+/** Fixed-size slots over a slab; FIFO waiters for free slots. */
+export class SendPool {
+  private readonly freeSlots: Int32Array
+  private freeCount: number
+  private readonly waiters: Array<() => void> = []
+
+  constructor(
+    /** The whole slab; slot i lives at base + i × slotSize. */
+    readonly slab: Uint8Array,
+    readonly base: number,
+    readonly slotSize: number,
+    readonly slotCount: number,
+    private readonly counters: Float64Array,
+  ) {
+    this.freeSlots = new Int32Array(slotCount)
+    for (let i = 0; i < slotCount; i++) this.freeSlots[i] = slotCount - 1 - i
+    this.freeCount = slotCount
+  }
+
+  get available(): number {
+    return this.freeCount
+  }
+
+  offsetOf(slot: number): number {
+    return this.base + slot * this.slotSize
+  }
+
+  /** A send found the pool full (metric). */
+  noteExhausted(): void {
+    this.counters[C.sendPoolExhausted]!++
+  }
+
+  /** Caller has checked `available`. */
+  take(): number {
+    return this.freeSlots[--this.freeCount]!
+  }
+
+  release(slot: number): void {
+    this.freeSlots[this.freeCount++] = slot
+    this.waiters.shift()?.()
+  }
+
+  /** Resolves when a slot has been freed (FIFO among waiters). */
+  waitForSlot(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+}
+
+interface Token {
+  end: number
+  resolve: () => void
+  reject: (e: Error) => void
+}
+
+/** One connection's queued bytes, as slot segments in FIFO order. */
+export class SendQueue {
+  // Segment i: bytes [offs[i], offs[i] + lens[i]) of the slab, inside slot slots[i].
+  private slots: number[] = []
+  private offs: number[] = []
+  private lens: number[] = []
+  private head = 0
+  /** Segments from head handed to the kernel and not yet completed. */
+  inFlight = 0
+  /** Total bytes ever queued / taken by the kernel; tokens compare against these. */
+  private queuedSeq = 0
+  private sentSeq = 0
+  private tokens: Token[] = []
+
+  constructor(private readonly pool: SendPool) {}
+
+  get queuedBytes(): number {
+    return this.queuedSeq - this.sentSeq
+  }
+
+  get segmentCount(): number {
+    return this.slots.length - this.head
+  }
+
+  segmentOffset(i: number): number {
+    return this.offs[this.head + i]!
+  }
+
+  segmentLength(i: number): number {
+    return this.lens[this.head + i]!
+  }
+
+  /** Room left in the tail slot, if the tail is not in flight. */
+  private tailRoom(): number {
+    const t = this.slots.length - 1
+    if (t < this.head + this.inFlight) return 0
+    return this.pool.offsetOf(this.slots[t]!) + this.pool.slotSize - (this.offs[t]! + this.lens[t]!)
+  }
+
+  /** Bytes that could be queued right now without waiting. */
+  capacity(): number {
+    return this.tailRoom() + this.pool.available * this.pool.slotSize
+  }
+
+  /** Copies all of `bytes` in, or nothing: false when the pool lacks room. */
+  enqueue(bytes: Uint8Array): boolean {
+    const n = bytes.length
+    if (n === 0) return true
+    const room = this.tailRoom()
+    const needSlots = Math.ceil(Math.max(0, n - room) / this.pool.slotSize)
+    if (needSlots > this.pool.available) {
+      this.pool.noteExhausted()
+      return false
+    }
+    const slab = this.pool.slab
+    let done = 0
+    if (room > 0) {
+      const t = this.slots.length - 1
+      const k = Math.min(room, n)
+      slab.set(k === n ? bytes : bytes.subarray(0, k), this.offs[t]! + this.lens[t]!)
+      this.lens[t]! += k
+      done = k
+    }
+    while (done < n) {
+      const slot = this.pool.take()
+      const off = this.pool.offsetOf(slot)
+      const k = Math.min(this.pool.slotSize, n - done)
+      slab.set(done === 0 && k === n ? bytes : bytes.subarray(done, done + k), off)
+      this.slots.push(slot)
+      this.offs.push(off)
+      this.lens.push(k)
+      done += k
+    }
+    this.queuedSeq += n
+    return true
+  }
+
+  /** A promise that resolves when every byte queued so far has reached the kernel. */
+  flushed(): Promise<void> {
+    if (this.sentSeq >= this.queuedSeq) return Promise.resolve()
+    return new Promise((resolve, reject) => this.tokens.push({ end: this.queuedSeq, resolve, reject }))
+  }
+
+  /** The kernel took n bytes from the head: free whole slots, resolve tokens. */
+  consume(n: number): void {
+    this.sentSeq += n
+    while (n > 0) {
+      const len = this.lens[this.head]!
+      if (n < len) {
+        this.offs[this.head]! += n
+        this.lens[this.head] = len - n
+        break
+      }
+      n -= len
+      this.pool.release(this.slots[this.head]!)
+      this.head++
+    }
+    if (this.head > 64 && this.head * 2 > this.slots.length) this.compact()
+    while (this.tokens.length > 0 && this.tokens[0]!.end <= this.sentSeq) this.tokens.shift()!.resolve()
+  }
+
+  /** Drops everything queued (connection gone): slots back to the pool, tokens rejected. */
+  fail(error: Error): number {
+    const lost = this.queuedBytes
+    for (let i = this.head; i < this.slots.length; i++) this.pool.release(this.slots[i]!)
+    this.slots = []
+    this.offs = []
+    this.lens = []
+    this.head = 0
+    this.inFlight = 0
+    this.sentSeq = this.queuedSeq
+    const tokens = this.tokens
+    this.tokens = []
+    for (const t of tokens) t.reject(error)
+    return lost
+  }
+
+  private compact(): void {
+    this.slots = this.slots.slice(this.head)
+    this.offs = this.offs.slice(this.head)
+    this.lens = this.lens.slice(this.head)
+    this.head = 0
+  }
+}

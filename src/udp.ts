@@ -1,0 +1,165 @@
+// UdpCtx: one bound UDP socket as its handler sees it, shared by both backends.
+// Received datagrams wait in a queue bounded by Config.udpRecvQueueCapacity;
+// beyond it they are dropped and counted (UDP's own contract, made visible).
+import { UdpSendError } from "./errors"
+import { C } from "./metrics"
+
+export interface PeerAddress {
+  address: string
+  port: number
+  family: "IPv4" | "IPv6"
+}
+
+/** Bytes of each provided receive buffer taken by the recvmsg header and address room. */
+export const UDP_RECV_OVERHEAD = 16 + 28
+
+/** The largest datagram a worker receives or sends: what a receive buffer holds. */
+export function udpMaxDatagram(bufferSize: number): number {
+  return bufferSize - UDP_RECV_OVERHEAD
+}
+
+/** What a backend does for a UDP socket. */
+export interface UdpBackend {
+  /** Copies data into a send slot and submits; throws UdpSendError. */
+  sendTo(udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void
+  /** Resolves when a send slot is free. */
+  sendReady(): Promise<void>
+  localAddr(udp: UdpCtx): string
+}
+
+/** "1.2.3.4:5" / "[::1]:5" → PeerAddress; throws UdpSendError InvalidInput. */
+export function parsePeer(peer: PeerAddress | string): PeerAddress {
+  if (typeof peer !== "string") {
+    if (typeof peer?.address !== "string" || !Number.isInteger(peer.port) || peer.port < 0 || peer.port > 65535) {
+      throw new UdpSendError("InvalidInput", `bad peer ${JSON.stringify(peer)}: want { address, port, family } or "host:port"`)
+    }
+    return peer
+  }
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(peer) ?? /^([0-9.]+|localhost):(\d{1,5})$/.exec(peer)
+  const port = m ? Number(m[2]) : -1
+  if (!m || port > 65535) throw new UdpSendError("InvalidInput", `bad peer address "${peer}": want "a.b.c.d:port" or "[v6]:port"`)
+  const v6 = peer.startsWith("[")
+  return { address: m[1] === "localhost" ? "127.0.0.1" : m[1]!, port, family: v6 ? "IPv6" : "IPv4" }
+}
+
+export function formatPeer(p: PeerAddress): string {
+  return p.family === "IPv6" ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`
+}
+
+interface Waiter {
+  resolve: (d: [Uint8Array, PeerAddress]) => void
+  reject: (e: Error) => void
+}
+
+export class UdpCtx {
+  // Ring queue of received datagrams (copies) and their peers.
+  private readonly data: Array<Uint8Array | undefined>
+  private readonly peers: Array<PeerAddress | undefined>
+  private head = 0
+  private count = 0
+  private waiter: Waiter | null = null
+  private closed = false
+
+  constructor(
+    private readonly backend: UdpBackend,
+    readonly capacity: number,
+    private readonly counters: Float64Array,
+    /** The largest datagram sendTo accepts. */
+    readonly maxDatagram: number,
+  ) {
+    this.data = new Array(capacity)
+    this.peers = new Array(capacity)
+  }
+
+  get localAddr(): string {
+    return this.backend.localAddr(this)
+  }
+
+  /** Datagrams waiting to be read. */
+  get queued(): number {
+    return this.count
+  }
+
+  /** Backend: a datagram arrived (`data` is only valid during the call). */
+  deliver(data: Uint8Array, peer: PeerAddress): void {
+    this.counters[C.datagramsReceived]!++
+    const w = this.waiter
+    if (w !== null && this.count === 0) {
+      this.waiter = null
+      w.resolve([data.slice(), peer])
+      return
+    }
+    if (this.count === this.capacity) {
+      this.counters[C.datagramsDropped]!++
+      return
+    }
+    const i = (this.head + this.count) % this.capacity
+    this.data[i] = data.slice()
+    this.peers[i] = peer
+    this.count++
+  }
+
+  /** Backend: a datagram was discarded before delivery (truncated). */
+  dropped(): void {
+    this.counters[C.datagramsDropped]!++
+  }
+
+  /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
+  recvFrom(): Promise<[Uint8Array, PeerAddress]> {
+    if (this.count > 0) return Promise.resolve(this.shift())
+    if (this.waiter !== null) return Promise.reject(new Error("UdpCtx.recvFrom: another recvFrom is already waiting (one consumer per socket)"))
+    if (this.closed) return Promise.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }))
+  }
+
+  /** Waits for at least one datagram, then calls fn for up to `max` queued ones; resolves to how many. */
+  async recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
+    const [first, peer] = await this.recvFrom()
+    fn(first, peer)
+    let n = 1
+    while (n < max && this.count > 0) {
+      const [d, p] = this.shift()
+      fn(d, p)
+      n++
+    }
+    return n
+  }
+
+  private shift(): [Uint8Array, PeerAddress] {
+    const i = this.head
+    const d = this.data[i]!
+    const p = this.peers[i]!
+    this.data[i] = undefined
+    this.peers[i] = undefined
+    this.head = (i + 1) % this.capacity
+    this.count--
+    return [d, p]
+  }
+
+  /** Sends one datagram; throws UdpSendError (PoolExhausted, SubmissionQueueFull, InvalidInput). */
+  sendTo(peer: PeerAddress | string, data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) throw new UdpSendError("InvalidInput", "data must be a Uint8Array")
+    if (data.length > this.maxDatagram) {
+      throw new UdpSendError("InvalidInput", `datagram of ${data.length} bytes exceeds the ${this.maxDatagram}-byte limit (udpRecvBuffer.bufferSize − ${UDP_RECV_OVERHEAD})`)
+    }
+    try {
+      this.backend.sendTo(this, parsePeer(peer), data)
+    } catch (e) {
+      this.counters[C.udpSendErrors]!++
+      throw e
+    }
+  }
+
+  /** Resolves when sendTo has a free slot again. */
+  sendReady(): Promise<void> {
+    return this.backend.sendReady()
+  }
+
+  /** Backend: the socket closed; a waiting recvFrom rejects. */
+  shutdown(): void {
+    this.closed = true
+    const w = this.waiter
+    this.waiter = null
+    w?.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
+  }
+}

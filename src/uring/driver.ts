@@ -1,0 +1,587 @@
+// The io_uring backend: one ring per worker, multishot accept and recv with a
+// provided-buffer ring, sends from the native slab (one sendmsg in flight per
+// connection, everything queued behind it coalesced), timers on the ring.
+//
+// The loop reaps without blocking while there is work and, when idle, awaits
+// the ring's notify eventfd on Bun's event loop, so timers and postMessage in
+// handlers keep working and an idle worker costs no CPU.
+import type { Config } from "../config"
+import { ConnCtx, type ConnBackend } from "../conn"
+import type { Driver, DriverHost } from "../driver"
+import { C } from "../metrics"
+import { check, errnoName, Errno, NativeError } from "../native/errno"
+import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag } from "../native/layout"
+import { cString, decodeCString, native } from "../native/lib"
+import { TimerExhaustedError } from "../errors"
+import { SendPool } from "../send"
+import { udpMaxDatagram, type UdpCtx } from "../udp"
+import { Kind } from "./kinds"
+import { BufferRing, Ring } from "./ring"
+import { UdpSendSlots, UringUdp } from "./udp"
+
+
+// Per-slot state bits.
+const RECV_ARMED = 1 << 0
+const RECV_PAUSED = 1 << 1
+const RECV_PARKED = 1 << 2
+const SEND_INFLIGHT = 1 << 3
+const SEND_DIRTY = 1 << 4
+const CLOSE_PENDING = 1 << 5
+const CLOSING = 1 << 6
+const SHUTWR_PENDING = 1 << 7
+const POLLOUT_ARMED = 1 << 8
+
+const TCP_BGID = 0
+const UDP_BGID = 1
+const POLLOUT = 4
+const SHUT_WR = 1
+const MAX_TIMER_MS = 0xffffffff
+
+const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** Parses "host:port" / "[v6]:port" / "unix:/path" into sockaddr bytes (throws EINVAL with the text). */
+export function parseAddr(addr: string, sym = native().sym): Uint8Array {
+  const out = new Uint8Array(MSG.sockaddrMax)
+  const len = sym.ringline_addr_parse(cString(addr), out, out.length)
+  if (len < 0) throw new NativeError("parse address", len, `"${addr}" is not host:port, [v6]:port or unix:/path`)
+  return out.subarray(0, len)
+}
+
+export function formatAddr(sa: Uint8Array, sym = native().sym): string {
+  const out = new Uint8Array(160)
+  const n = check("format address", sym.ringline_addr_format(sa, sa.length, out, out.length))
+  return decodeCString(out, n)
+}
+
+export class UringDriver implements Driver, ConnBackend {
+  readonly backend = "io_uring" as const
+  readonly ring: Ring
+  readonly pool: SendPool
+  readonly recvAccumulatorMax: number
+  private readonly cfg: Config
+  private readonly counters: Float64Array
+  private readonly recvRing: BufferRing
+  private udpRing: BufferRing | null = null
+  private readonly udpSlots: UdpSendSlots
+
+  // Connection table, indexed by slot.
+  private readonly conns: Array<ConnCtx | undefined>
+  private readonly fds: Int32Array
+  private readonly gens: Uint32Array
+  private readonly state: Uint16Array
+  private readonly freeSlots: Int32Array
+  private freeCount: number
+  private nextConnId = 1
+  private readonly dirty: number[] = []
+  private parked: number[] = []
+
+  private readonly listeners: Array<{ fd: number; open: boolean }> = []
+  private accepting = true
+  private acceptPausedFull = false
+
+  private readonly udps: UringUdp[] = []
+
+  // Timers: slot → resolver, generation for cancellation.
+  private readonly timerResolve: Array<(() => void) | undefined>
+  private readonly timerGen: Uint32Array
+  private readonly timerFree: Int32Array
+  private timerFreeCount: number
+
+  private stopped = false
+  private idleResolve: (() => void) | null = null
+  private notifyReader: ReadableStreamDefaultReader<Uint8Array> | null = null
+  private loopDone: Promise<void> = Promise.resolve()
+
+  constructor(private readonly host: DriverHost) {
+    const cfg = (this.cfg = host.config)
+    this.counters = host.counters
+    const tcpSlab = cfg.sendCopyCount * cfg.sendCopySlotSize
+    const udpSlotSize = udpMaxDatagram(cfg.udpRecvBuffer.bufferSize)
+    const udpSlab = cfg.udpSendSlots * udpSlotSize
+    this.ring = new Ring({
+      sqEntries: cfg.sqEntries,
+      slabBytes: tcpSlab + udpSlab,
+      msgSlots: cfg.maxConnections + cfg.udpSendSlots,
+      timerSlots: cfg.timerSlots,
+    })
+    this.pool = new SendPool(this.ring.slab, 0, cfg.sendCopySlotSize, cfg.sendCopyCount, this.counters)
+    this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, tcpSlab, cfg.maxConnections)
+    this.recvAccumulatorMax = cfg.recvAccumulatorMax
+    this.recvRing = new BufferRing(this.ring, TCP_BGID, cfg.recvBuffer.ringSize, cfg.recvBuffer.bufferSize)
+
+    const max = cfg.maxConnections
+    this.conns = new Array(max)
+    this.fds = new Int32Array(max).fill(-1)
+    this.gens = new Uint32Array(max)
+    this.state = new Uint16Array(max)
+    this.freeSlots = new Int32Array(max)
+    for (let i = 0; i < max; i++) this.freeSlots[i] = max - 1 - i
+    this.freeCount = max
+
+    this.timerResolve = new Array(cfg.timerSlots)
+    this.timerGen = new Uint32Array(cfg.timerSlots)
+    this.timerFree = new Int32Array(cfg.timerSlots)
+    for (let i = 0; i < cfg.timerSlots; i++) this.timerFree[i] = cfg.timerSlots - 1 - i
+    this.timerFreeCount = cfg.timerSlots
+  }
+
+  // ── setup ──────────────────────────────────────────────────────────────
+
+  async bindTcp(addr: string): Promise<string> {
+    const sym = this.ring.sym
+    const sa = parseAddr(addr, sym)
+    const fd = sym.ringline_socket_listen(sa, sa.length, this.cfg.backlog, SockFlag.REUSEPORT | SockFlag.UNLINK)
+    if (fd < 0) throw new NativeError("listen", fd, addr)
+    if (this.cfg.tcpNodelay && !addr.startsWith("unix:")) sym.ringline_socket_nodelay(fd, 1)
+    const index = this.listeners.length
+    this.listeners.push({ fd, open: true })
+    this.ring.push(Opcode.ACCEPT_MULTI, Kind.ACCEPT, index, 0, fd)
+    return this.socketName(fd, false)
+  }
+
+  async bindUdp(addr: string): Promise<string> {
+    const sym = this.ring.sym
+    const sa = parseAddr(addr, sym)
+    const fd = sym.ringline_socket_udp(sa, sa.length, SockFlag.REUSEPORT)
+    if (fd < 0) throw new NativeError("bind udp", fd, addr)
+    this.udpRing ??= new BufferRing(this.ring, UDP_BGID, this.cfg.udpRecvBuffer.ringSize, this.cfg.udpRecvBuffer.bufferSize)
+    const udp = new UringUdp(this.ring, this.udps.length, fd, this.udpRing, this.udpSlots, this.cfg, this.counters, () => this.kick(), (f) => this.socketName(f, false))
+    this.udps.push(udp)
+    const local = this.socketName(fd, false)
+    this.host.onUdpSocket(udp.ctx)
+    return local
+  }
+
+  socketName(fd: number, peer: boolean): string {
+    const out = new Uint8Array(MSG.sockaddrMax)
+    const n = this.ring.sym.ringline_socket_name(fd, peer ? 1 : 0, out, out.length)
+    if (n < 0) return ""
+    return formatAddr(out.subarray(0, n), this.ring.sym)
+  }
+
+  start(): void {
+    const reader = Bun.file(this.ring.notifyFd).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>
+    this.notifyReader = reader
+    void this.pumpNotify(reader)
+    this.loopDone = this.loop()
+  }
+
+  // ── the loop ───────────────────────────────────────────────────────────
+
+  private async pumpNotify(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    try {
+      for (;;) {
+        const { done } = await reader.read()
+        if (done) return
+        this.kick()
+      }
+    } catch {
+      // the reader was cancelled at destroy
+    }
+  }
+
+  /** Wakes the loop if it is idle (an op was queued from outside a completion). */
+  kick(): void {
+    const r = this.idleResolve
+    if (r !== null) {
+      this.idleResolve = null
+      r()
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const ring = this.ring
+    while (!this.stopped) {
+      this.flushSends()
+      if (this.recvRing.flush() > 0) this.rearmParked()
+      if (this.udpRing !== null && this.udpRing.flush() > 0) for (const u of this.udps) u.unpark()
+      const n = ring.reap(0, 0)
+      if (n > 0) {
+        this.dispatch(n)
+        this.host.onTick()
+        await hop()
+        continue
+      }
+      if (ring.hasPending || this.dirty.length > 0) continue
+      await new Promise<void>((resolve) => (this.idleResolve = resolve))
+    }
+  }
+
+  private dispatch(n: number): void {
+    const cq = this.ring.cqes
+    for (let i = 0; i < n; i++) {
+      const o = i * CQE.words
+      const kind = cq[o + CQE.kind]!
+      const slot = cq[o + CQE.slot]!
+      const gen = cq[o + CQE.gen]! >>> 0
+      const res = cq[o + CQE.res]!
+      const flags = cq[o + CQE.flags]!
+      const bid = cq[o + CQE.bid]!
+      switch (kind) {
+        case Kind.RECV:
+          this.onRecv(slot, gen, res, flags, bid)
+          break
+        case Kind.SEND:
+          this.onSend(slot, gen, res)
+          break
+        case Kind.ACCEPT:
+          this.onAccept(slot, res, flags)
+          break
+        case Kind.POLLOUT:
+          this.onPollOut(slot, gen)
+          break
+        case Kind.CLOSE:
+          this.onClosed(slot, gen)
+          break
+        case Kind.TIMER:
+          this.onTimer(slot, gen)
+          break
+        case Kind.UDP_RECV:
+          this.udps[slot]?.onRecv(res, flags, bid)
+          break
+        case Kind.UDP_SEND:
+          this.udpSend(slot, res)
+          break
+        case KIND_WAKE:
+          this.host.onNotify()
+          break
+        case KIND_OVERFLOW:
+          this.counters[C.cqOverflow]! += cq[o + CQE.extra]!
+          console.error(`ringline: worker ${this.host.workerId}: the kernel dropped ${cq[o + CQE.extra]} completions (CQ overflow)`)
+          break
+        default:
+          break // CANCEL, SHUTDOWN, LISTENER_CLOSE: nothing to do
+      }
+    }
+  }
+
+  // ── accept ─────────────────────────────────────────────────────────────
+
+  private onAccept(index: number, res: number, flags: number): void {
+    const listener = this.listeners[index]
+    if (res >= 0) this.adopt(res)
+    if (listener === undefined || !listener.open || flags & CQE_F_MORE) return
+    if (res < 0 && res !== -Errno.ECANCELED) {
+      console.error(`ringline: worker ${this.host.workerId}: accept failed: ${errnoName(res)}; retrying`)
+      setTimeout(() => this.armAccept(index), 10)
+      return
+    }
+    this.armAccept(index)
+  }
+
+  private armAccept(index: number): void {
+    const listener = this.listeners[index]
+    if (listener === undefined || !listener.open || !this.accepting) return
+    this.ring.push(Opcode.ACCEPT_MULTI, Kind.ACCEPT, index, 0, listener.fd)
+    this.kick()
+  }
+
+  /** Takes ownership of a connected socket fd; refuses (closes) it when the table is full. */
+  adopt(fd: number): ConnCtx | null {
+    const sym = this.ring.sym
+    if (this.freeCount === 0) {
+      sym.ringline_socket_close(fd)
+      this.counters[C.connectionsRefused]!++
+      return null
+    }
+    const slot = this.freeSlots[--this.freeCount]!
+    const gen = this.gens[slot]!
+    this.fds[slot] = fd
+    this.state[slot] = RECV_ARMED
+    if (this.cfg.tcpNodelay) sym.ringline_socket_nodelay(fd, 1)
+    const conn = new ConnCtx(this, slot, gen, this.nextConnId++)
+    this.conns[slot] = conn
+    this.counters[C.connectionsAccepted]!++
+    this.ring.push(Opcode.RECV_MULTI, Kind.RECV, slot, gen, fd, TCP_BGID)
+    this.kick()
+    this.host.onConnection(conn)
+    return conn
+  }
+
+  private live(slot: number, gen: number): ConnCtx | undefined {
+    const conn = this.conns[slot]
+    return conn !== undefined && conn.gen === gen ? conn : undefined
+  }
+
+  // ── receive ────────────────────────────────────────────────────────────
+
+  private onRecv(slot: number, gen: number, res: number, flags: number, bid: number): void {
+    const conn = this.live(slot, gen)
+    if (bid >= 0) {
+      if (conn !== undefined && res > 0 && !(this.state[slot]! & CLOSING)) {
+        this.counters[C.bytesReceived]! += res
+        conn.deliver(this.recvRing.view(bid, res))
+      }
+      this.recvRing.giveBack(bid)
+    }
+    if (flags & CQE_F_MORE || conn === undefined) return
+    // The multishot recv ended: decide whether it comes back.
+    const st = (this.state[slot]! &= ~RECV_ARMED)
+    if (res === 0) return conn.deliverEof()
+    if (res === -Errno.ENOBUFS) {
+      this.counters[C.recvEnobufsParks]!++
+      this.state[slot]! |= RECV_PARKED
+      this.parked.push(slot)
+      return
+    }
+    if (res < 0 && res !== -Errno.ECANCELED) return conn.deliverEof(errnoName(res))
+    if (!(st & (RECV_PAUSED | CLOSING))) this.armRecv(slot)
+  }
+
+  private armRecv(slot: number): void {
+    const st = this.state[slot]!
+    if (st & (RECV_ARMED | CLOSING)) return
+    this.state[slot] = (st | RECV_ARMED) & ~RECV_PARKED
+    this.ring.push(Opcode.RECV_MULTI, Kind.RECV, slot, this.gens[slot]!, this.fds[slot]!, TCP_BGID)
+    this.kick()
+  }
+
+  /** Buffers went back to the kernel: connections that ran out get their recv again. */
+  private rearmParked(): void {
+    if (this.parked.length === 0) return
+    const parked = this.parked
+    this.parked = []
+    for (const slot of parked) {
+      const st = this.state[slot]!
+      if (st & RECV_PARKED && !(st & RECV_PAUSED) && this.conns[slot] !== undefined) this.armRecv(slot)
+    }
+  }
+
+  pauseRecv(conn: ConnCtx): void {
+    const slot = conn.slot
+    this.state[slot]! |= RECV_PAUSED
+    this.counters[C.recvPauses]!++
+    if (this.state[slot]! & RECV_ARMED) {
+      this.ring.push(Opcode.CANCEL, Kind.CANCEL, slot, conn.gen, -1, Kind.RECV, slot, conn.gen)
+      this.kick()
+    }
+  }
+
+  resumeRecv(conn: ConnCtx): void {
+    const slot = conn.slot
+    if (this.live(slot, conn.gen) === undefined) return
+    this.state[slot]! &= ~RECV_PAUSED
+    this.armRecv(slot)
+  }
+
+  // ── send ───────────────────────────────────────────────────────────────
+
+  transmit(conn: ConnCtx): void {
+    const slot = conn.slot
+    const st = this.state[slot]!
+    if (st & (SEND_DIRTY | SEND_INFLIGHT | POLLOUT_ARMED) || this.live(slot, conn.gen) === undefined) return
+    this.state[slot] = st | SEND_DIRTY
+    this.dirty.push(slot)
+    this.kick()
+  }
+
+  /** One send per dirty connection covering as much of its queue as one sendmsg takes. */
+  private flushSends(): void {
+    const dirty = this.dirty
+    if (dirty.length === 0) return
+    const ring = this.ring
+    const words = ring.msgWords
+    for (let d = 0; d < dirty.length; d++) {
+      const slot = dirty[d]!
+      this.state[slot]! &= ~SEND_DIRTY
+      const conn = this.conns[slot]
+      if (conn === undefined) continue
+      const q = conn.sendQueue
+      const count = Math.min(q.segmentCount, MSG.maxIov)
+      if (count === 0) continue
+      q.inFlight = count
+      this.state[slot]! |= SEND_INFLIGHT
+      if (count === 1) {
+        ring.push(Opcode.SEND, Kind.SEND, slot, conn.gen, this.fds[slot]!, q.segmentOffset(0), q.segmentLength(0))
+        continue
+      }
+      const w = ring.msgWordIndex(slot)
+      words[w + MSG.iovCount] = count
+      words[w + MSG.nameLen] = 0
+      for (let i = 0; i < count; i++) {
+        words[w + MSG.iovWord + 2 * i] = q.segmentOffset(i)
+        words[w + MSG.iovWord + 2 * i + 1] = q.segmentLength(i)
+      }
+      ring.push(Opcode.SENDMSG, Kind.SEND, slot, conn.gen, this.fds[slot]!, slot)
+    }
+    dirty.length = 0
+  }
+
+  private onSend(slot: number, gen: number, res: number): void {
+    const conn = this.live(slot, gen)
+    if (conn === undefined || !(this.state[slot]! & SEND_INFLIGHT)) return
+    this.state[slot]! &= ~SEND_INFLIGHT
+    const q = conn.sendQueue
+    q.inFlight = 0
+    if (res > 0) {
+      this.counters[C.bytesSent]! += res
+      q.consume(res)
+    } else if (res === -Errno.EAGAIN) {
+      // Kernel buffer full: wait for POLLOUT, then resend the same bytes.
+      this.counters[C.sendEagain]!++
+      this.state[slot]! |= POLLOUT_ARMED
+      this.ring.push(Opcode.POLL_ADD, Kind.POLLOUT, slot, gen, this.fds[slot]!, POLLOUT)
+      return
+    } else if (res < 0) {
+      conn.failSends(errnoName(res))
+    }
+    this.afterSend(conn)
+  }
+
+  private onPollOut(slot: number, gen: number): void {
+    const conn = this.live(slot, gen)
+    if (conn === undefined) return
+    this.state[slot]! &= ~POLLOUT_ARMED
+    this.afterSend(conn)
+  }
+
+  /** The send path is idle: send more, or carry out a deferred shutdown/close. */
+  private afterSend(conn: ConnCtx): void {
+    const slot = conn.slot
+    if (conn.sendQueue.segmentCount > 0) return this.transmit(conn)
+    const st = this.state[slot]!
+    if (st & SHUTWR_PENDING) {
+      this.state[slot] = st & ~SHUTWR_PENDING
+      this.ring.push(Opcode.SHUTDOWN, Kind.SHUTDOWN, slot, conn.gen, this.fds[slot]!, SHUT_WR)
+    }
+    if (st & CLOSE_PENDING) this.closeNow(slot)
+  }
+
+  private sendIdle(slot: number): boolean {
+    return !(this.state[slot]! & (SEND_INFLIGHT | SEND_DIRTY | POLLOUT_ARMED)) && this.conns[slot]!.sendQueue.segmentCount === 0
+  }
+
+  shutdownWrite(conn: ConnCtx): void {
+    const slot = conn.slot
+    if (this.live(slot, conn.gen) === undefined) return
+    if (this.sendIdle(slot)) {
+      this.ring.push(Opcode.SHUTDOWN, Kind.SHUTDOWN, slot, conn.gen, this.fds[slot]!, SHUT_WR)
+      this.kick()
+    } else {
+      this.state[slot]! |= SHUTWR_PENDING
+    }
+  }
+
+  // ── close ──────────────────────────────────────────────────────────────
+
+  close(conn: ConnCtx, abort: boolean): void {
+    const slot = conn.slot
+    if (this.live(slot, conn.gen) === undefined || this.state[slot]! & CLOSING) return
+    if (abort || this.sendIdle(slot)) this.closeNow(slot)
+    else this.state[slot]! |= CLOSE_PENDING
+  }
+
+  private closeNow(slot: number): void {
+    const conn = this.conns[slot]!
+    const fd = this.fds[slot]!
+    this.state[slot] = CLOSING
+    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
+    conn.failSends("ENOTCONN")
+    // Cancel first: the armed recv holds the socket open past a plain close.
+    this.ring.push(Opcode.CANCEL_FD, Kind.CANCEL, slot, conn.gen, fd)
+    this.ring.push(Opcode.CLOSE, Kind.CLOSE, slot, conn.gen, fd)
+    this.kick()
+  }
+
+  private onClosed(slot: number, gen: number): void {
+    const conn = this.live(slot, gen)
+    if (conn === undefined) return
+    this.conns[slot] = undefined
+    this.fds[slot] = -1
+    this.state[slot] = 0
+    this.gens[slot] = (gen + 1) >>> 0
+    this.freeSlots[this.freeCount++] = slot
+    this.counters[C.connectionsClosed]!++
+    conn.deliverEof()
+    this.host.onConnectionClosed(conn)
+  }
+
+  address(conn: ConnCtx, peer: boolean): string {
+    const fd = this.live(conn.slot, conn.gen) ? this.fds[conn.slot]! : -1
+    return fd < 0 ? "" : this.socketName(fd, peer)
+  }
+
+  liveConnections(): ConnCtx[] {
+    return this.conns.filter((c): c is ConnCtx => c !== undefined)
+  }
+
+  udpSockets(): UdpCtx[] {
+    return this.udps.map((u) => u.ctx)
+  }
+
+  stopAccepting(): void {
+    this.accepting = false
+    this.listeners.forEach((l, index) => {
+      if (!l.open) return
+      l.open = false
+      this.ring.push(Opcode.CANCEL_FD, Kind.CANCEL, index, 0, l.fd)
+      this.ring.push(Opcode.CLOSE, Kind.LISTENER_CLOSE, index, 0, l.fd)
+    })
+    this.kick()
+  }
+
+  // ── timers ─────────────────────────────────────────────────────────────
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.timerFreeCount === 0) {
+      this.counters[C.timerExhausted]!++
+      return Promise.reject(new TimerExhaustedError(this.cfg.timerSlots))
+    }
+    const slot = this.timerFree[--this.timerFreeCount]!
+    const gen = this.timerGen[slot]!
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.timerResolve[slot] = () => undefined // slot frees when the cancelled timeout completes
+        this.ring.push(Opcode.CANCEL, Kind.CANCEL, slot, gen, -1, Kind.TIMER, slot, gen)
+        this.kick()
+        reject(signal!.reason)
+      }
+      signal?.addEventListener("abort", onAbort, { once: true })
+      this.timerResolve[slot] = () => {
+        signal?.removeEventListener("abort", onAbort)
+        resolve()
+      }
+      this.ring.push(Opcode.TIMEOUT, Kind.TIMER, slot, gen, -1, slot, Math.min(Math.max(0, Math.ceil(ms)), MAX_TIMER_MS))
+      this.kick()
+    })
+  }
+
+  private onTimer(slot: number, gen: number): void {
+    if (this.timerGen[slot] !== gen) return
+    this.timerGen[slot] = (gen + 1) >>> 0
+    const resolve = this.timerResolve[slot]
+    this.timerResolve[slot] = undefined
+    this.timerFree[this.timerFreeCount++] = slot
+    resolve?.()
+  }
+
+  /** A datagram send completed: its slot (shared by the worker's sockets) is free again. */
+  private udpSend(slot: number, res: number): void {
+    this.udpSlots.release(slot)
+    this.counters[res >= 0 ? C.datagramsSent : C.udpSendErrors]!++
+  }
+
+  // ── cross-thread wake and teardown ─────────────────────────────────────
+
+  wake(): void {
+    this.ring.sym.ringline_ring_wake(this.ring.handle)
+  }
+
+  async destroy(): Promise<void> {
+    for (let slot = 0; slot < this.conns.length; slot++) {
+      if (this.conns[slot] !== undefined && !(this.state[slot]! & CLOSING)) this.closeNow(slot)
+    }
+    // Let the closes complete (bounded: the ring answers close/cancel at once).
+    for (let i = 0; i < 100 && this.freeCount < this.conns.length; i++) await hop()
+    this.stopped = true
+    this.kick()
+    await this.loopDone
+    await this.notifyReader?.cancel().catch(() => undefined)
+    for (const l of this.listeners) if (l.open) this.ring.sym.ringline_socket_close(l.fd)
+    for (const u of this.udps) this.ring.sym.ringline_socket_close(u.fd)
+    for (let slot = 0; slot < this.fds.length; slot++) if (this.fds[slot]! >= 0) this.ring.sym.ringline_socket_close(this.fds[slot]!)
+    this.ring.destroy()
+  }
+}
+

@@ -1,0 +1,141 @@
+// Ring: one native io_uring owned by this thread. Operations are written into
+// the native op array and submitted in one call per tick; completions are read
+// from the native completion array through views created once.
+import { native, nativeBytes, type NativeSymbols, type Pointer } from "../native/lib"
+import { check, NativeError } from "../native/errno"
+import { CQE, MSG, OP, PARAMS, Setup } from "../native/layout"
+
+export interface RingOptions {
+  sqEntries: number
+  slabBytes: number
+  msgSlots: number
+  timerSlots: number
+}
+
+export class Ring {
+  readonly sym: NativeSymbols
+  readonly handle: Pointer
+  /** Op records, 8 words each. */
+  private readonly ops: Int32Array
+  private readonly maxOps: number
+  private pending = 0
+  /** Completion records, 8 words each; valid up to the last reap's count. */
+  readonly cqes: Int32Array
+  /** Msg descriptors as words and as bytes. */
+  readonly msgWords: Uint32Array
+  readonly msgBytes: Uint8Array
+  readonly slab: Uint8Array
+  readonly notifyFd: number
+  readonly setupFlags: number
+
+  constructor(opts: RingOptions) {
+    this.sym = native().sym
+    const params = new Uint32Array(PARAMS.words)
+    params[PARAMS.sqEntries] = opts.sqEntries
+    params[PARAMS.setupFlags] = Setup.DEFER_TASKRUN | Setup.SINGLE_ISSUER
+    params[PARAMS.slabBytes] = opts.slabBytes
+    params[PARAMS.msgSlots] = opts.msgSlots
+    params[PARAMS.timerSlots] = opts.timerSlots
+    params[PARAMS.maxOps] = opts.sqEntries * 4
+    const err = new Int32Array(1)
+    const handle = this.sym.ringline_ring_create(params, err)
+    if (handle === null || typeof handle === "bigint") throw new NativeError("io_uring ring setup", err[0]!, `sqEntries ${opts.sqEntries}`)
+    this.handle = handle
+    this.setupFlags = params[PARAMS.setupFlags]!
+    this.maxOps = opts.sqEntries * 4
+    const cqCapacity = opts.sqEntries * 4
+    this.ops = new Int32Array(nativeBytes(this.sym.ringline_ring_ops(handle), this.maxOps * OP.words * 4, "op array").buffer)
+    this.cqes = new Int32Array(nativeBytes(this.sym.ringline_ring_completions(handle), cqCapacity * CQE.words * 4, "completion array").buffer)
+    const msgBytes = opts.msgSlots * MSG.bytes
+    this.msgBytes = opts.msgSlots > 0 ? nativeBytes(this.sym.ringline_ring_msgs(handle), msgBytes, "msg descriptors") : new Uint8Array(0)
+    this.msgWords = new Uint32Array(this.msgBytes.buffer, this.msgBytes.byteOffset, this.msgBytes.length >> 2)
+    this.slab = opts.slabBytes > 0 ? nativeBytes(this.sym.ringline_ring_slab(handle), opts.slabBytes, "send slab") : new Uint8Array(0)
+    this.notifyFd = check("ringline_ring_notify_fd", this.sym.ringline_ring_notify_fd(handle))
+  }
+
+  /** Queues one operation for the next submit. */
+  push(opcode: number, kind: number, slot: number, gen: number, fd: number, a = 0, b = 0, c = 0): void {
+    if (this.pending === this.maxOps) this.prepare()
+    const o = this.pending++ * OP.words
+    const ops = this.ops
+    ops[o] = opcode
+    ops[o + 1] = kind
+    ops[o + 2] = slot
+    ops[o + 3] = gen
+    ops[o + 4] = fd
+    ops[o + 5] = a
+    ops[o + 6] = b
+    ops[o + 7] = c
+  }
+
+  get hasPending(): boolean {
+    return this.pending > 0
+  }
+
+  /** Turns queued ops into SQEs; keeps any the kernel would not take yet. */
+  private prepare(): void {
+    const n = this.pending
+    if (n === 0) return
+    const done = check("ringline_ring_prepare", this.sym.ringline_ring_prepare(this.handle, n))
+    if (done < n) this.ops.copyWithin(0, done * OP.words, n * OP.words)
+    this.pending = n - done
+  }
+
+  /** Submits queued ops and copies ready completions (waiting for `min` up to timeoutUs); returns the count. */
+  reap(min = 0, timeoutUs = 0): number {
+    this.prepare()
+    return check("ringline_ring_reap", this.sym.ringline_ring_reap(this.handle, min, timeoutUs))
+  }
+
+  /** Describes msg slot `slot` as a sendmsg of iovecs (offset/length pairs) to an optional address. */
+  msgWordIndex(slot: number): number {
+    return (slot * MSG.bytes) >> 2
+  }
+
+  notify(on: boolean): void {
+    this.sym.ringline_ring_notify_toggle(this.handle, on ? 1 : 0)
+  }
+
+  destroy(): void {
+    this.sym.ringline_ring_destroy(this.handle)
+  }
+}
+
+/** A provided-buffer ring registered on a Ring; buffers go back in one batch per tick. */
+export class BufferRing {
+  readonly bytes: Uint8Array
+  private readonly returns: Uint16Array
+  private returned = 0
+
+  constructor(
+    private readonly ring: Ring,
+    readonly bgid: number,
+    readonly entries: number,
+    readonly bufferSize: number,
+  ) {
+    const sym = ring.sym
+    check("ringline_bufring_create", sym.ringline_bufring_create(ring.handle, bgid, entries, bufferSize), `bgid ${bgid}, ${entries} × ${bufferSize} B`)
+    this.bytes = nativeBytes(sym.ringline_bufring_base(ring.handle, bgid), entries * bufferSize, "provided buffers")
+    this.returns = new Uint16Array(nativeBytes(sym.ringline_bufring_returns(ring.handle, bgid), entries * 2, "buffer returns").buffer)
+  }
+
+  /** Buffer `bid`'s first `length` bytes (a view: valid until the buffer is given back and flushed). */
+  view(bid: number, length: number): Uint8Array {
+    const start = bid * this.bufferSize
+    return this.bytes.subarray(start, start + length)
+  }
+
+  giveBack(bid: number): void {
+    this.returns[this.returned++] = bid
+  }
+
+  /** Hands every given-back buffer to the kernel; returns how many. */
+  flush(): number {
+    const n = this.returned
+    if (n > 0) {
+      check("ringline_bufring_recycle", this.ring.sym.ringline_bufring_recycle(this.ring.handle, this.bgid, n))
+      this.returned = 0
+    }
+    return n
+  }
+}

@@ -1,0 +1,139 @@
+// UDP on the ring: multishot recvmsg into a dedicated provided-buffer ring,
+// datagrams copied out at once (so a slow reader never stalls the ring), and
+// sends from a fixed set of native slots as sendmsg with the peer address.
+import type { Config } from "../config"
+import { UdpSendError } from "../errors"
+import { C } from "../metrics"
+import { Errno } from "../native/errno"
+import { CQE_F_MORE, MSG, Opcode, RECVMSG } from "../native/layout"
+import { formatPeer, UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
+import type { BufferRing, Ring } from "./ring"
+import { Kind } from "./kinds"
+import { decodeSockaddr, encodeSockaddr } from "./sockaddr"
+
+const MSG_TRUNC = 0x20
+
+/** The worker's UDP send slots: slab bytes after the TCP pool, msg descriptors after the connections'. */
+export class UdpSendSlots {
+  private readonly free: number[] = []
+  private readonly waiters: Array<() => void> = []
+
+  constructor(
+    readonly count: number,
+    readonly slotSize: number,
+    readonly slabBase: number,
+    readonly msgBase: number,
+  ) {
+    for (let i = count - 1; i >= 0; i--) this.free.push(i)
+  }
+
+  take(): number {
+    return this.free.length > 0 ? this.free.pop()! : -1
+  }
+
+  release(slot: number): void {
+    this.free.push(slot)
+    this.waiters.shift()?.()
+  }
+
+  ready(): Promise<void> {
+    if (this.free.length > 0) return Promise.resolve()
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+}
+
+export class UringUdp implements UdpBackend {
+  readonly ctx: UdpCtx
+  private armed = false
+  private parked = false
+  private open = true
+  private local: string | null = null
+
+  constructor(
+    private readonly ring: Ring,
+    readonly index: number,
+    readonly fd: number,
+    private readonly buffers: BufferRing,
+    private readonly slots: UdpSendSlots,
+    cfg: Config,
+    private readonly counters: Float64Array,
+    private readonly kick: () => void,
+    private readonly name: (fd: number) => string,
+  ) {
+    this.ctx = new UdpCtx(this, cfg.udpRecvQueueCapacity, counters, udpMaxDatagram(cfg.udpRecvBuffer.bufferSize))
+    this.arm()
+  }
+
+  private arm(): void {
+    if (this.armed || !this.open) return
+    this.armed = true
+    this.parked = false
+    this.ring.push(Opcode.RECVMSG_MULTI, Kind.UDP_RECV, this.index, 0, this.fd, this.buffers.bgid)
+    this.kick()
+  }
+
+  onRecv(res: number, flags: number, bid: number): void {
+    if (bid >= 0) {
+      if (res >= RECVMSG.headerBytes + RECVMSG.nameRoom && this.open) this.deliver(this.buffers.view(bid, res))
+      this.buffers.giveBack(bid)
+    }
+    if (flags & CQE_F_MORE) return
+    this.armed = false
+    if (res === -Errno.ENOBUFS) {
+      this.counters[C.recvEnobufsParks]!++
+      this.parked = true
+      return
+    }
+    this.arm()
+  }
+
+  /** Buffers were returned: a parked recvmsg comes back. */
+  unpark(): void {
+    if (this.parked) this.arm()
+  }
+
+  private deliver(buf: Uint8Array): void {
+    const words = new DataView(buf.buffer, buf.byteOffset, RECVMSG.headerBytes)
+    const payloadLen = words.getUint32(RECVMSG.payloadlen * 4, true)
+    const msgFlags = words.getUint32(RECVMSG.flags * 4, true)
+    const start = RECVMSG.headerBytes + RECVMSG.nameRoom
+    if (msgFlags & MSG_TRUNC || start + payloadLen > buf.length) return this.ctx.dropped()
+    const peer = decodeSockaddr(buf.subarray(RECVMSG.headerBytes, start))
+    this.ctx.deliver(buf.subarray(start, start + payloadLen), peer)
+  }
+
+  sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
+    const name = encodeSockaddr(peer)
+    if (name === null) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
+    const slot = this.slots.take()
+    if (slot < 0) throw new UdpSendError("PoolExhausted", `all ${this.slots.count} UDP send slots are in flight (await sendReady())`)
+    const off = this.slots.slabBase + slot * this.slots.slotSize
+    this.ring.slab.set(data, off)
+    const msg = this.slots.msgBase + slot
+    const w = this.ring.msgWordIndex(msg)
+    const words = this.ring.msgWords
+    words[w + MSG.iovCount] = 1
+    words[w + MSG.nameLen] = name.length
+    words[w + MSG.iovWord] = off
+    words[w + MSG.iovWord + 1] = data.length
+    this.ring.msgBytes.set(name, msg * MSG.bytes + MSG.nameByte)
+    this.ring.push(Opcode.SENDMSG, Kind.UDP_SEND, slot, 0, this.fd, msg)
+    this.kick()
+  }
+
+  sendReady(): Promise<void> {
+    return this.slots.ready()
+  }
+
+  localAddr(): string {
+    return (this.local ??= this.name(this.fd))
+  }
+
+  close(): void {
+    this.open = false
+    this.ctx.shutdown()
+    this.ring.push(Opcode.CANCEL_FD, Kind.CANCEL, this.index, 0, this.fd)
+    this.ring.push(Opcode.CLOSE, Kind.CANCEL, this.index, 0, this.fd)
+    this.kick()
+  }
+}
