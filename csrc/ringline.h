@@ -187,6 +187,8 @@ int32_t ringline_socket_udp(const uint8_t *sa, uint32_t len, uint32_t flags);
 int32_t ringline_socket_stream(const uint8_t *sa, uint32_t len);
 /* Writes the socket's local (peer = 0) or peer (peer = 1) address as sockaddr bytes; returns its length. */
 int32_t ringline_socket_name(int32_t fd, uint32_t peer, uint8_t *out, uint32_t cap);
+/* A connected pair of non-blocking unix stream sockets in fds[0], fds[1]; returns 0. */
+int32_t ringline_socket_pair(int32_t *fds);
 /* Sets TCP_NODELAY (on = 0 or 1); returns 0. */
 int32_t ringline_socket_nodelay(int32_t fd, uint32_t on);
 /* Closes a descriptor outside the ring (setup failures, teardown); returns 0. */

@@ -197,6 +197,15 @@ int32_t ringline_socket_name(int32_t fd, uint32_t peer, uint8_t *out, uint32_t c
   return (int32_t)len;
 }
 
+int32_t ringline_socket_pair(int32_t *fds) {
+  if (fds == NULL) return -EINVAL;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  fds[0] = sv[0];
+  fds[1] = sv[1];
+  return 0;
+}
+
 int32_t ringline_socket_nodelay(int32_t fd, uint32_t on) {
   if (fd < 0) return -EBADF;
   if (on > 1) return -EINVAL;

