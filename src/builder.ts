@@ -128,6 +128,7 @@ export class Server implements AsyncDisposable {
 export class RinglineBuilder {
   private readonly tcp: string[] = []
   private readonly udp: string[] = []
+  private data: unknown = undefined
 
   constructor(private readonly config: Config = Config.default()) {}
 
@@ -143,6 +144,12 @@ export class RinglineBuilder {
     return this
   }
 
+  /** Data every worker passes to createForWorker(workerId, data) (structured-cloned: plain data only). */
+  handlerData(data: unknown): this {
+    this.data = data
+    return this
+  }
+
   async launch(handler: HandlerSpec, exportName?: string): Promise<Server> {
     const cfg = cloneConfig(this.config)
     validateConfig(cfg)
@@ -155,7 +162,7 @@ export class RinglineBuilder {
     const threads = inline ? 1 : cfg.worker.threads || availableParallelism()
     const counters = allocateCounters(threads)
     const start = (id: number, tcp: string[], udp: string[]): Promise<[WorkerLink, WorkerReady]> => {
-      const init: WorkerInit = { workerId: id, config: cfg, backend: decision.backend, tcp, udp, counters }
+      const init: WorkerInit = { workerId: id, config: cfg, backend: decision.backend, tcp, udp, counters, handlerData: this.data }
       if (inline) return startInline(init, handler)
       const { url, exportName: name } = handlerLocation(exportName ? [handler as string | URL, exportName] : (handler as Exclude<HandlerSpec, HandlerClass>))
       return startWorker(init, url, name)

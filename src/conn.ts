@@ -68,6 +68,8 @@ export class ConnCtx {
   /** The socket error that ended the connection, if any ("ECONNRESET"). */
   error: string | null = null
   bytesReceived = 0
+  /** Idle sweeps since the last traffic (Config.idleTimeoutMs). */
+  idleTicks = 0
   private localCache: string | null = null
   private peerCache: string | null = null
 
@@ -124,6 +126,7 @@ export class ConnCtx {
   /** Backend: bytes arrived. `data` is only valid during this call. */
   deliver(data: Uint8Array): void {
     if (this.closed) return
+    this.idleTicks = 0
     this.bytesReceived += data.length
     const r = this.reader
     if (r !== null && this.buffered === 0 && data.length >= this.need) {
@@ -271,6 +274,7 @@ export class ConnCtx {
    */
   sendNowait(bytes: Uint8Array): void {
     this.checkWritable()
+    this.idleTicks = 0
     if (!this.sendQueue.enqueue(bytes)) {
       throw new SendError("ENOBUFS", `connection ${this.id}: send pool full (${bytes.length} bytes refused; use send() or ConnStream.writeAll to wait)`)
     }
@@ -294,6 +298,7 @@ export class ConnCtx {
         continue
       }
       const k = Math.min(room, bytes.length - done)
+      this.idleTicks = 0
       this.sendQueue.enqueue(done === 0 && k === bytes.length ? bytes : bytes.subarray(done, done + k))
       done += k
       if (this.sendQueue.inFlight === 0) this.backend.transmit(this)

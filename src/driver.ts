@@ -21,6 +21,12 @@ export interface DriverHost {
   onNotify(): void
 }
 
+export interface ConnectOptions {
+  /** Give up (ETIMEDOUT) after this long; 0 = no limit. */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
 export interface Driver {
   readonly backend: BackendName
   /** Binds and listens; resolves to the bound "host:port" (port 0 resolved). */
@@ -29,6 +35,8 @@ export interface Driver {
   bindUdp(addr: string): Promise<string>
   /** Starts the event loop. */
   start(): void
+  /** Opens an outbound connection; rejects with a node-style code (ECONNREFUSED, ETIMEDOUT) or AbortError. */
+  connect(addr: string, options: ConnectOptions): Promise<ConnCtx>
   /** Stops accepting: listeners close; live connections go on. */
   stopAccepting(): void
   /** Connections not yet closed. */

@@ -72,3 +72,33 @@ export class TimerExhaustedError extends Error {
     this.name = "TimerExhausted"
   }
 }
+
+/** spawn() found Config.standaloneTaskCapacity tasks already running. */
+export class TaskCapacityError extends Error {
+  readonly code = "TaskCapacity"
+  constructor(capacity: number) {
+    super(`all ${capacity} standalone task slots are in use (raise Config.standaloneTaskCapacity)`)
+    this.name = "TaskCapacityError"
+  }
+}
+
+/** A connect() that did not complete: `code` is ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ... */
+export class ConnectError extends Error {
+  constructor(
+    readonly code: string,
+    readonly address: string,
+    message?: string,
+  ) {
+    super(message ?? `connect ${code} ${address}`)
+    this.name = "ConnectError"
+  }
+}
+
+/** The rejection of an operation cancelled through its AbortSignal. */
+export function abortError(signal: AbortSignal | undefined, what: string): Error {
+  const reason: unknown = signal?.reason
+  if (reason instanceof Error) return reason
+  const e = new Error(`${what} was aborted`)
+  e.name = "AbortError"
+  return e
+}

@@ -23,7 +23,7 @@ export interface AsyncEventHandler {
   onClose?(conn: ConnCtx): void
 }
 
-/** The class a handler module exports. */
+/** The class a handler module exports. `data` is what RinglineBuilder.handlerData() gave (structured-cloned per worker). */
 export interface HandlerClass {
-  createForWorker(workerId: number): AsyncEventHandler
+  createForWorker(workerId: number, data?: unknown): AsyncEventHandler
 }

@@ -3,10 +3,11 @@
 // on the launching thread.
 import type { BackendName, Config } from "./config"
 import type { ConnCtx } from "./conn"
-import type { Driver, DriverHost } from "./driver"
+import type { ConnectOptions, Driver, DriverHost } from "./driver"
 import type { AsyncEventHandler, HandlerClass, WorkerCtx } from "./handler"
 import { C, snapshot, workerCounters, type MetricsSnapshot } from "./metrics"
 import { setThreadRuntime, threadRuntime, type ThreadRuntime } from "./runtime"
+import { adoptOutbound, runTask, TaskTable, type TaskHandle } from "./tasks"
 import type { UdpCtx } from "./udp"
 
 export interface WorkerInit {
@@ -16,6 +17,8 @@ export interface WorkerInit {
   tcp: string[]
   udp: string[]
   counters: SharedArrayBuffer
+  /** RinglineBuilder.handlerData(): the second argument of createForWorker. */
+  handlerData: unknown
 }
 
 export interface WorkerReady {
@@ -50,6 +53,8 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   /** Tasks shutdown waits for (connections, onStart); UDP readers loop forever, so they are apart. */
   private readonly tasks = new Set<Promise<void>>()
   private readonly udpTasks = new Set<Promise<void>>()
+  private readonly standalone: TaskTable
+  private idleSweep: ReturnType<typeof setInterval> | null = null
   private stopping = false
   private stopped: Promise<WorkerReport> | null = null
   /** Called when the worker decides by itself to stop (requestShutdown). */
@@ -62,11 +67,12 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     this.workerId = init.workerId
     this.config = init.config
     this.counters = workerCounters(init.counters, init.workerId)
+    this.standalone = new TaskTable(init.config.standaloneTaskCapacity)
   }
 
   async start(): Promise<WorkerReady> {
     if (threadRuntime() !== null) throw new Error("a ringline worker is already running on this thread (inline launch runs one per thread)")
-    this.handler = this.handlerClass.createForWorker(this.workerId)
+    this.handler = this.handlerClass.createForWorker(this.workerId, this.init.handlerData)
     this.driver = await createDriver(this.init.backend, this)
     setThreadRuntime(this)
     try {
@@ -75,7 +81,8 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
       const udp: string[] = []
       for (const addr of this.init.udp) udp.push(await this.driver.bindUdp(addr))
       this.driver.start()
-      if (this.handler.onStart) this.track(Promise.resolve().then(() => this.handler.onStart!()), "onStart")
+      if (this.config.idleTimeoutMs > 0) this.idleSweep = setInterval(() => this.sweepIdle(), Math.max(1, this.config.idleTimeoutMs / 2))
+      if (this.handler.onStart) this.track(runTask(() => this.handler.onStart!()), "onStart")
       return { tcp, udp }
     } catch (e) {
       setThreadRuntime(null)
@@ -103,13 +110,26 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   }
 
   onConnection(conn: ConnCtx): void {
-    let task: Promise<void>
-    try {
-      task = this.handler.onAccept(conn)
-    } catch (e) {
-      task = Promise.reject(e)
+    this.track(runTask(() => this.handler.onAccept(conn)), `handler for connection ${conn.id}`, this.tasks, () => conn.close())
+  }
+
+  /** Closes connections without traffic for Config.idleTimeoutMs (swept every half period, so 1–1.5 periods). */
+  private sweepIdle(): void {
+    for (const conn of this.driver.liveConnections()) {
+      if (++conn.idleTicks < 3 || conn.isClosed) continue
+      this.counters[C.idleClosed]!++
+      conn.close()
     }
-    this.track(task, `handler for connection ${conn.id}`, this.tasks, () => conn.close())
+  }
+
+  spawn<T>(fn: (signal: AbortSignal) => Promise<T> | T): TaskHandle<T> {
+    return this.standalone.spawn(fn)
+  }
+
+  async connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
+    const conn = await this.driver.connect(addr, options)
+    adoptOutbound(conn)
+    return conn
   }
 
   onConnectionClosed(conn: ConnCtx): void {
@@ -121,7 +141,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   }
 
   onUdpSocket(udp: UdpCtx): void {
-    if (this.handler.onUdpBind) this.track(Promise.resolve().then(() => this.handler.onUdpBind!(udp)), `UDP handler on ${udp.localAddr}`, this.udpTasks)
+    if (this.handler.onUdpBind) this.track(runTask(() => this.handler.onUdpBind!(udp)), `UDP handler on ${udp.localAddr}`, this.udpTasks)
   }
 
   onTick(): void {
@@ -152,11 +172,13 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
 
   private async drain(): Promise<WorkerReport> {
     this.stopping = true
+    if (this.idleSweep !== null) clearInterval(this.idleSweep)
     const driver = this.driver
     driver.stopAccepting()
     const deadline = Date.now() + this.config.shutdownTimeoutMs
     // Connection handlers finish when their peers close; UDP readers never do, so they don't hold shutdown.
-    while (this.tasks.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    while ((this.tasks.size > 0 || this.standalone.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    if (this.standalone.size > 0) this.standalone.abortAll(new Error("worker shutdown deadline passed"))
     let abortedConnections = 0
     let unsentBytes = 0
     for (const conn of driver.liveConnections()) {

@@ -3,6 +3,7 @@
 
 export const COUNTERS = [
   "connectionsAccepted",
+  "connectionsConnected",
   "connectionsClosed",
   "connectionsRefused",
   "bytesReceived",
@@ -43,7 +44,7 @@ export function snapshot(shared: SharedArrayBuffer | ArrayBuffer, workerIds: num
     const row = workerCounters(shared, w)
     COUNTERS.forEach((name, i) => (out[name] += row[i]!))
   }
-  out.connectionsActive = out.connectionsAccepted - out.connectionsClosed
+  out.connectionsActive = out.connectionsAccepted + out.connectionsConnected - out.connectionsClosed
   return out
 }
 

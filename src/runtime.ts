@@ -1,14 +1,18 @@
 // The worker runtime of the current thread, for the free functions handlers
 // call (sleep, timeout, spawn, requestShutdown, metrics).
-import type { Driver } from "./driver"
+import type { ConnCtx } from "./conn"
+import type { ConnectOptions, Driver } from "./driver"
 import { TimeoutError } from "./errors"
 import type { MetricsSnapshot } from "./metrics"
+import type { TaskHandle } from "./tasks"
 
 export interface ThreadRuntime {
   readonly workerId: number
   readonly driver: Driver
   requestShutdown(): void
   metrics(): MetricsSnapshot
+  spawn<T>(fn: (signal: AbortSignal) => Promise<T> | T): TaskHandle<T>
+  connect(addr: string, options: ConnectOptions): Promise<ConnCtx>
 }
 
 let current: ThreadRuntime | null = null
@@ -74,4 +78,23 @@ export function requestShutdown(): void {
 /** This worker's counters. */
 export function metrics(): MetricsSnapshot {
   return requireRuntime("metrics").metrics()
+}
+
+/**
+ * Starts a standalone task in this worker; returns its handle at once. Throws
+ * TaskCapacityError when Config.standaloneTaskCapacity tasks are live. Shutdown
+ * waits for standalone tasks up to its deadline, then aborts them.
+ */
+export function spawn<T>(fn: (signal: AbortSignal) => Promise<T> | T): TaskHandle<T> {
+  return requireRuntime("spawn").spawn(fn)
+}
+
+/**
+ * Opens a TCP ("host:port", "[v6]:port") or unix ("unix:/path") connection from
+ * this worker. Rejects with a ConnectError whose `code` is ECONNREFUSED,
+ * ETIMEDOUT (after timeoutMs), ... or with the signal's AbortError. A connection
+ * its task leaves open is closed when the task ends.
+ */
+export function connect(addr: string, options: ConnectOptions = {}): Promise<ConnCtx> {
+  return requireRuntime("connect").connect(addr, options)
 }

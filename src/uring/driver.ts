@@ -7,12 +7,12 @@
 // handlers keep working and an idle worker costs no CPU.
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
-import type { Driver, DriverHost } from "../driver"
+import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
 import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag } from "../native/layout"
 import { cString, decodeCString, native } from "../native/lib"
-import { TimerExhaustedError } from "../errors"
+import { abortError, ConnectError, TimerExhaustedError } from "../errors"
 import { SendPool } from "../send"
 import { udpMaxDatagram, type UdpCtx } from "../udp"
 import { Kind } from "./kinds"
@@ -30,12 +30,25 @@ const CLOSE_PENDING = 1 << 5
 const CLOSING = 1 << 6
 const SHUTWR_PENDING = 1 << 7
 const POLLOUT_ARMED = 1 << 8
+const CONNECTING = 1 << 9
 
 const TCP_BGID = 0
 const UDP_BGID = 1
 const POLLOUT = 4
 const SHUT_WR = 1
 const MAX_TIMER_MS = 0xffffffff
+
+interface PendingConnect {
+  addr: string
+  timeoutMs: number
+  resolve: (c: ConnCtx) => void
+  reject: (e: Error) => void
+  /** Why the attempt was cancelled before the kernel answered (timeout/abort), if it was. */
+  failure: "ETIMEDOUT" | "ABORT" | null
+  timer: ReturnType<typeof setTimeout> | undefined
+  signal: AbortSignal | undefined
+  onAbort: () => void
+}
 
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -75,6 +88,7 @@ export class UringDriver implements Driver, ConnBackend {
   private readonly dirty: number[] = []
   private parked: number[] = []
 
+  private readonly connecting = new Map<number, PendingConnect>()
   private readonly listeners: Array<{ fd: number; open: boolean }> = []
   private accepting = true
   private acceptPausedFull = false
@@ -236,6 +250,9 @@ export class UringDriver implements Driver, ConnBackend {
         case Kind.TIMER:
           this.onTimer(slot, gen)
           break
+        case Kind.CONNECT:
+          this.onConnect(slot, gen, res)
+          break
         case Kind.UDP_RECV:
           this.udps[slot]?.onRecv(res, flags, bid)
           break
@@ -285,17 +302,94 @@ export class UringDriver implements Driver, ConnBackend {
       return null
     }
     const slot = this.freeSlots[--this.freeCount]!
-    const gen = this.gens[slot]!
     this.fds[slot] = fd
-    this.state[slot] = RECV_ARMED
-    if (this.cfg.tcpNodelay) sym.ringline_socket_nodelay(fd, 1)
-    const conn = new ConnCtx(this, slot, gen, this.nextConnId++)
-    this.conns[slot] = conn
+    const conn = this.openConn(slot)
     this.counters[C.connectionsAccepted]!++
-    this.ring.push(Opcode.RECV_MULTI, Kind.RECV, slot, gen, fd, TCP_BGID)
-    this.kick()
     this.host.onConnection(conn)
     return conn
+  }
+
+  /** The socket on `slot` is connected: give it a ConnCtx and start receiving. */
+  private openConn(slot: number): ConnCtx {
+    const gen = this.gens[slot]!
+    const fd = this.fds[slot]!
+    this.state[slot] = RECV_ARMED
+    if (this.cfg.tcpNodelay) this.ring.sym.ringline_socket_nodelay(fd, 1) // fails harmlessly on unix sockets
+    const conn = new ConnCtx(this, slot, gen, this.nextConnId++)
+    this.conns[slot] = conn
+    this.ring.push(Opcode.RECV_MULTI, Kind.RECV, slot, gen, fd, TCP_BGID)
+    this.kick()
+    return conn
+  }
+
+  /** Gives a slot back without a ConnCtx ever having lived on it (failed connect). */
+  private releaseSlot(slot: number): void {
+    this.ring.sym.ringline_socket_close(this.fds[slot]!)
+    this.fds[slot] = -1
+    this.state[slot] = 0
+    this.gens[slot] = (this.gens[slot]! + 1) >>> 0
+    this.freeSlots[this.freeCount++] = slot
+  }
+
+  // ── connect ────────────────────────────────────────────────────────────
+
+  connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
+    const { timeoutMs = 0, signal } = options
+    if (signal?.aborted) return Promise.reject(abortError(signal, `connect ${addr}`))
+    const sym = this.ring.sym
+    let sa: Uint8Array
+    try {
+      sa = parseAddr(addr, sym)
+    } catch (e) {
+      return Promise.reject(new ConnectError("EINVAL", addr, (e as Error).message))
+    }
+    if (this.freeCount === 0) {
+      return Promise.reject(new ConnectError("EMFILE", addr, `connect ${addr}: all ${this.conns.length} connection slots (Config.maxConnections) are in use`))
+    }
+    const fd = sym.ringline_socket_stream(sa, sa.length)
+    if (fd < 0) return Promise.reject(new ConnectError(errnoName(fd), addr))
+    const slot = this.freeSlots[--this.freeCount]!
+    const gen = this.gens[slot]!
+    this.fds[slot] = fd
+    this.state[slot] = CONNECTING
+    const w = this.ring.msgWordIndex(slot)
+    this.ring.msgWords[w + MSG.iovCount] = 0
+    this.ring.msgWords[w + MSG.nameLen] = sa.length
+    this.ring.msgBytes.set(sa, slot * MSG.bytes + MSG.nameByte)
+    this.ring.push(Opcode.CONNECT, Kind.CONNECT, slot, gen, fd, slot)
+    this.kick()
+    return new Promise<ConnCtx>((resolve, reject) => {
+      const cancel = (failure: "ETIMEDOUT" | "ABORT") => {
+        if (pending.failure !== null) return
+        pending.failure = failure
+        this.ring.push(Opcode.CANCEL, Kind.CANCEL, slot, gen, -1, Kind.CONNECT, slot, gen)
+        this.kick()
+      }
+      const pending: PendingConnect = {
+        addr, timeoutMs, resolve, reject, failure: null, signal,
+        timer: timeoutMs > 0 ? setTimeout(() => cancel("ETIMEDOUT"), timeoutMs) : undefined,
+        onAbort: () => cancel("ABORT"),
+      }
+      signal?.addEventListener("abort", pending.onAbort, { once: true })
+      this.connecting.set(slot, pending)
+    })
+  }
+
+  private onConnect(slot: number, gen: number, res: number): void {
+    const p = this.connecting.get(slot)
+    if (p === undefined || this.gens[slot] !== gen) return
+    this.connecting.delete(slot)
+    clearTimeout(p.timer)
+    p.signal?.removeEventListener("abort", p.onAbort)
+    if (res === 0 && p.failure === null) {
+      const conn = this.openConn(slot)
+      this.counters[C.connectionsConnected]!++
+      return p.resolve(conn)
+    }
+    this.releaseSlot(slot)
+    if (p.failure === "ABORT") p.reject(abortError(p.signal, `connect ${p.addr}`))
+    else if (p.failure === "ETIMEDOUT") p.reject(new ConnectError("ETIMEDOUT", p.addr, `connect ETIMEDOUT ${p.addr} (no answer within ${p.timeoutMs} ms)`))
+    else p.reject(new ConnectError(errnoName(res), p.addr))
   }
 
   private live(slot: number, gen: number): ConnCtx | undefined {
@@ -569,6 +663,13 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   async destroy(): Promise<void> {
+    for (const [slot, p] of [...this.connecting]) {
+      this.connecting.delete(slot)
+      clearTimeout(p.timer)
+      p.signal?.removeEventListener("abort", p.onAbort)
+      this.releaseSlot(slot)
+      p.reject(new ConnectError("ECANCELED", p.addr, `connect ${p.addr}: the worker shut down`))
+    }
     for (let slot = 0; slot < this.conns.length; slot++) {
       if (this.conns[slot] !== undefined && !(this.state[slot]! & CLOSING)) this.closeNow(slot)
     }

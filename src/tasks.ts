@@ -1,0 +1,90 @@
+// Task scopes: each handler task (onAccept, onStart, spawn) runs in a scope
+// that remembers the outbound connections it opened, so the runtime can close
+// the ones the task forgot when it ends (the original leaked them).
+import { AsyncLocalStorage } from "node:async_hooks"
+import type { ConnCtx } from "./conn"
+import { abortError, TaskCapacityError } from "./errors"
+
+export class TaskScope {
+  readonly outbound = new Set<ConnCtx>()
+
+  /** Closes connections this task opened and left open. */
+  closeLeftovers(): void {
+    for (const c of this.outbound) c.close()
+    this.outbound.clear()
+  }
+}
+
+const scopes = new AsyncLocalStorage<TaskScope>()
+
+/** Runs fn as a task in a fresh scope; leftovers close when its promise settles. */
+export function runTask<T>(fn: () => Promise<T> | T): Promise<T> {
+  const scope = new TaskScope()
+  const p = scopes.run(scope, () => Promise.resolve().then(fn))
+  return p.finally(() => scope.closeLeftovers())
+}
+
+/** Records an outbound connection against the task that opened it. */
+export function adoptOutbound(conn: ConnCtx): void {
+  scopes.getStore()?.outbound.add(conn)
+}
+
+/** A standalone task started by spawn(). */
+export interface TaskHandle<T> {
+  /** Settles with the task's outcome (AbortError after abort()). */
+  join(): Promise<T>
+  /** Signals the task to stop and frees its slot at once. */
+  abort(reason?: unknown): void
+  readonly signal: AbortSignal
+}
+
+/** Bounded set of standalone tasks (Config.standaloneTaskCapacity). */
+export class TaskTable {
+  private live = 0
+  private readonly running = new Set<Promise<unknown>>()
+  private readonly controllers = new Set<AbortController>()
+
+  constructor(private readonly capacity: number) {}
+
+  spawn<T>(fn: (signal: AbortSignal) => Promise<T> | T): TaskHandle<T> {
+    if (this.live >= this.capacity) throw new TaskCapacityError(this.capacity)
+    this.live++
+    const controller = new AbortController()
+    let freed = false
+    this.controllers.add(controller)
+    const free = () => {
+      if (!freed) {
+        freed = true
+        this.live--
+        this.controllers.delete(controller)
+      }
+    }
+    const task = runTask(() => fn(controller.signal))
+    const aborted = new Promise<never>((_, reject) =>
+      controller.signal.addEventListener("abort", () => reject(abortError(controller.signal, "task")), { once: true }),
+    )
+    const outcome = Promise.race([task, aborted]).finally(free)
+    outcome.catch(() => undefined)
+    this.running.add(outcome)
+    void outcome.finally(() => this.running.delete(outcome)).catch(() => undefined)
+    return {
+      join: () => outcome,
+      abort: (reason?: unknown) => controller.abort(reason),
+      signal: controller.signal,
+    }
+  }
+
+  get size(): number {
+    return this.live
+  }
+
+  /** Settles when every task now running has finished. */
+  settled(): Promise<unknown> {
+    return Promise.allSettled([...this.running])
+  }
+
+  /** Aborts every running task (the shutdown deadline passed). */
+  abortAll(reason: Error): void {
+    for (const c of [...this.controllers]) c.abort(reason)
+  }
+}
