@@ -171,7 +171,9 @@ export class RinglineBuilder {
     try {
       const [first, ready] = await start(0, this.tcp, this.udp)
       links.push(first)
-      const rest = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) => start(i + 1, ready.tcp, ready.udp)))
+      // Unix sockets have no SO_REUSEPORT: worker 0 alone listens on those.
+      const shared = ready.tcp.filter((a) => !a.startsWith("unix:"))
+      const rest = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) => start(i + 1, shared, ready.udp)))
       for (const r of rest) if (r.status === "fulfilled") links.push(r.value[0])
       const failed = rest.find((r) => r.status === "rejected")
       if (failed) throw (failed as PromiseRejectedResult).reason
