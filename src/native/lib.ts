@@ -75,7 +75,7 @@ function openLibrary(candidates: string[]): { path: string; symbols: NativeSymbo
       tried.push(`${path} (${(e as Error).message})`)
     }
   }
-  throw new NativeLoadError(`libringline.so could not be loaded; tried:\n  ${tried.join("\n  ")}\n${BUILD_HINT}`)
+  throw new NativeLoadError(`libringline.so could not be loaded (tried ${tried.join(", ")}); ${BUILD_HINT}`)
 }
 
 function checkLayout(path: string, lib: NativeSymbols): void {

@@ -203,21 +203,33 @@ export class UringDriver implements Driver, ConnBackend {
     }
   }
 
+  /** Submits what the last batch queued and copies out what is ready, without blocking. */
+  private turn(): number {
+    this.flushSends()
+    if (this.recvRing.flush() > 0) this.rearmParked()
+    if (this.udpRing !== null && this.udpRing.flush() > 0) for (const u of this.udps) u.unpark()
+    return this.ring.reap(0, 0)
+  }
+
   private async loop(): Promise<void> {
     const ring = this.ring
+    // While busy the loop polls the ring itself, so the notify eventfd stays quiet
+    // (no wasted reads); it is switched on only around an idle wait.
+    ring.notify(false)
     while (!this.stopped) {
-      this.flushSends()
-      if (this.recvRing.flush() > 0) this.rearmParked()
-      if (this.udpRing !== null && this.udpRing.flush() > 0) for (const u of this.udps) u.unpark()
-      const n = ring.reap(0, 0)
+      let n = this.turn()
+      if (n === 0 && !ring.hasPending && this.dirty.length === 0) {
+        ring.notify(true)
+        n = this.turn() // completions that raced the switch-on
+        if (n === 0) await new Promise<void>((resolve) => (this.idleResolve = resolve))
+        ring.notify(false)
+        if (n === 0) continue
+      }
       if (n > 0) {
         this.dispatch(n)
         this.host.onTick()
         await hop()
-        continue
       }
-      if (ring.hasPending || this.dirty.length > 0) continue
-      await new Promise<void>((resolve) => (this.idleResolve = resolve))
     }
   }
 
