@@ -171,9 +171,10 @@ export class RinglineBuilder {
     try {
       const [first, ready] = await start(0, this.tcp, this.udp)
       links.push(first)
-      // Unix sockets have no SO_REUSEPORT: worker 0 alone listens on those.
-      const shared = ready.tcp.filter((a) => !a.startsWith("unix:"))
-      const rest = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) => start(i + 1, shared, ready.udp)))
+      // Unix sockets have no SO_REUSEPORT, nor has Bun.udpSocket: worker 0 alone binds those.
+      const sharedTcp = ready.tcp.filter((a) => !a.startsWith("unix:"))
+      const sharedUdp = decision.backend === "io_uring" ? ready.udp : []
+      const rest = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) => start(i + 1, sharedTcp, sharedUdp)))
       for (const r of rest) if (r.status === "fulfilled") links.push(r.value[0])
       const failed = rest.find((r) => r.status === "rejected")
       if (failed) throw (failed as PromiseRejectedResult).reason

@@ -234,6 +234,7 @@ describe("tasks and hooks", () => {
 
   test("onTick runs after the worker processes events", async () => {
     const server = await launch(fixture("scenarios"))
+    await ask(server, "sleep 1") // some events for the worker to process
     expect(await ask(server, "ticks")).toBe("ok:true")
   })
 })
