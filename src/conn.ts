@@ -314,7 +314,7 @@ export class ConnCtx {
   /** Backend: the socket failed; queued sends are rejected with `code`. */
   failSends(code: string): number {
     this.writeClosed = true
-    if (this.error === null) this.error = code
+    if (this.error === null && code !== "ENOTCONN") this.error = code
     return this.sendQueue.fail(new SendError(code, `connection ${this.id}: ${code}`))
   }
 

@@ -24,6 +24,12 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES[n] ?? `E${n}`
 }
 
+/** 98 for "EADDRINUSE" (for errors that arrive as codes, e.g. from Bun's sockets); EIO when unknown. */
+export function errnoNumber(code: string): number {
+  for (const [n, name] of Object.entries(ERRNO_NAMES)) if (name === code) return Number(n)
+  return 5
+}
+
 /** An error carrying a node-style `code` ("EADDRINUSE") and the positive `errno`. */
 export class NativeError extends Error {
   readonly code: string

@@ -10,7 +10,8 @@ import { connect as netConnect } from "node:net"
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
-import { abortError, ConnectError, TimerExhaustedError } from "../errors"
+import { abortError, ConnectError, NativeError, TimerExhaustedError } from "../errors"
+import { errnoNumber } from "../native/errno"
 import { C } from "../metrics"
 import { SendPool } from "../send"
 import type { UdpCtx } from "../udp"
@@ -31,9 +32,10 @@ export function splitAddr(addr: string): { unix: string } | { hostname: string; 
     if (addr.length <= 5) throw new ConnectError("EINVAL", addr, `"${addr}" names no path`)
     return { unix: addr.slice(5) }
   }
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(addr) ?? /^([0-9.]+|localhost):(\d{1,5})$/.exec(addr)
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(addr) ?? /^((?:\d{1,3}\.){3}\d{1,3}|localhost):(\d{1,5})$/.exec(addr)
   const port = m ? Number(m[2]) : -1
-  if (m === null || port > 65535) throw new ConnectError("EINVAL", addr, `"${addr}" is not host:port, [v6]:port or unix:/path`)
+  const octetsOk = m === null || m[1]!.includes(":") || m[1] === "localhost" || m[1]!.split(".").every((o) => Number(o) <= 255)
+  if (m === null || port > 65535 || !octetsOk) throw new ConnectError("EINVAL", addr, `"${addr}" is not host:port, [v6]:port or unix:/path`)
   return { hostname: m[1] === "localhost" ? "127.0.0.1" : m[1]!, port }
 }
 
@@ -161,7 +163,8 @@ export class PortableDriver implements Driver, ConnBackend {
     const conn = slot >= 0 ? this.conns[slot] : undefined
     if (conn === undefined) return
     socket.data.slot = -1
-    const code = this.closeCodes[slot] ?? "ECONNRESET"
+    // We closed it: later sends are ENOTCONN; the peer went away: EPIPE, or the socket's error.
+    const code = this.closeCodes[slot] ?? (conn.isClosed ? "ENOTCONN" : "EPIPE")
     this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
     conn.failSends(code)
     conn.deliverEof(this.closeCodes[slot] ?? null)
@@ -188,6 +191,15 @@ export class PortableDriver implements Driver, ConnBackend {
   // ── listen / bind ──────────────────────────────────────────────────────
 
   async bindTcp(addr: string): Promise<string> {
+    try {
+      return await this.listen(addr)
+    } catch (e) {
+      const code = errorCode(e, "EINVAL")
+      throw new NativeError("listen", -errnoNumber(code), `${addr}: ${(e as Error).message}`)
+    }
+  }
+
+  private async listen(addr: string): Promise<string> {
     const where = splitAddr(addr)
     const options = { allowHalfOpen: true, socket: this.handlers }
     if ("unix" in where) {

@@ -89,6 +89,7 @@ export class UringDriver implements Driver, ConnBackend {
   private parked: number[] = []
 
   private readonly connecting = new Map<number, PendingConnect>()
+  /** open: still accepting; fd is -1 once closed. */
   private readonly listeners: Array<{ fd: number; open: boolean }> = []
   private accepting = true
   private acceptPausedFull = false
@@ -259,6 +260,9 @@ export class UringDriver implements Driver, ConnBackend {
         case Kind.CLOSE:
           this.onClosed(slot, gen)
           break
+        case Kind.LISTENER_CLOSE:
+          this.onListenerCancelled(slot)
+          break
         case Kind.TIMER:
           this.onTimer(slot, gen)
           break
@@ -279,7 +283,7 @@ export class UringDriver implements Driver, ConnBackend {
           console.error(`ringline: worker ${this.host.workerId}: the kernel dropped ${cq[o + CQE.extra]} completions (CQ overflow)`)
           break
         default:
-          break // CANCEL, SHUTDOWN, LISTENER_CLOSE: nothing to do
+          break // CANCEL, SHUTDOWN: nothing to do
       }
     }
   }
@@ -577,21 +581,24 @@ export class UringDriver implements Driver, ConnBackend {
     else this.state[slot]! |= CLOSE_PENDING
   }
 
+  /**
+   * Cancels everything in flight on the socket; its completion closes the fd
+   * (armed requests hold the socket open, so it closes only once they are gone,
+   * and closing from the completion means no fd number is ever closed twice).
+   */
   private closeNow(slot: number): void {
     const conn = this.conns[slot]!
-    const fd = this.fds[slot]!
     this.state[slot] = CLOSING
     this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
     conn.failSends("ENOTCONN")
-    // Cancel first: the armed recv holds the socket open past a plain close.
-    this.ring.push(Opcode.CANCEL_FD, Kind.CANCEL, slot, conn.gen, fd)
-    this.ring.push(Opcode.CLOSE, Kind.CLOSE, slot, conn.gen, fd)
+    this.ring.push(Opcode.CANCEL_FD, Kind.CLOSE, slot, conn.gen, this.fds[slot]!)
     this.kick()
   }
 
   private onClosed(slot: number, gen: number): void {
     const conn = this.live(slot, gen)
     if (conn === undefined) return
+    this.ring.sym.ringline_socket_close(this.fds[slot]!)
     this.conns[slot] = undefined
     this.fds[slot] = -1
     this.state[slot] = 0
@@ -620,10 +627,17 @@ export class UringDriver implements Driver, ConnBackend {
     this.listeners.forEach((l, index) => {
       if (!l.open) return
       l.open = false
-      this.ring.push(Opcode.CANCEL_FD, Kind.CANCEL, index, 0, l.fd)
-      this.ring.push(Opcode.CLOSE, Kind.LISTENER_CLOSE, index, 0, l.fd)
+      this.ring.push(Opcode.CANCEL_FD, Kind.LISTENER_CLOSE, index, 0, l.fd)
     })
     this.kick()
+  }
+
+  /** The listener's accept is cancelled: close it now, so new connections are refused. */
+  private onListenerCancelled(index: number): void {
+    const l = this.listeners[index]
+    if (l === undefined || l.fd < 0) return
+    this.ring.sym.ringline_socket_close(l.fd)
+    l.fd = -1
   }
 
   // ── timers ─────────────────────────────────────────────────────────────
@@ -685,16 +699,18 @@ export class UringDriver implements Driver, ConnBackend {
     for (let slot = 0; slot < this.conns.length; slot++) {
       if (this.conns[slot] !== undefined && !(this.state[slot]! & CLOSING)) this.closeNow(slot)
     }
-    // Let the closes complete (bounded: the ring answers close/cancel at once).
-    for (let i = 0; i < 100 && this.freeCount < this.conns.length; i++) await hop()
+    // Let the closes complete (bounded: the ring answers cancels at once).
+    for (let i = 0; i < 100 && (this.freeCount < this.conns.length || this.listeners.some((l) => l.fd >= 0)); i++) await hop()
     this.stopped = true
     this.kick()
     await this.loopDone
     await this.notifyReader?.cancel().catch(() => undefined)
-    for (const l of this.listeners) if (l.open) this.ring.sym.ringline_socket_close(l.fd)
-    for (const u of this.udps) this.ring.sym.ringline_socket_close(u.fd)
-    for (let slot = 0; slot < this.fds.length; slot++) if (this.fds[slot]! >= 0) this.ring.sym.ringline_socket_close(this.fds[slot]!)
+    // Tearing the ring down cancels what is still in flight; then the fds it no longer holds close.
     this.ring.destroy()
+    const close = (fd: number) => fd >= 0 && this.ring.sym.ringline_socket_close(fd)
+    for (const l of this.listeners) close(l.fd)
+    for (const u of this.udps) close(u.fd)
+    for (let slot = 0; slot < this.fds.length; slot++) close(this.fds[slot]!)
   }
 }
 

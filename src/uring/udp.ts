@@ -128,12 +128,4 @@ export class UringUdp implements UdpBackend {
   localAddr(): string {
     return (this.local ??= this.name(this.fd))
   }
-
-  close(): void {
-    this.open = false
-    this.ctx.shutdown()
-    this.ring.push(Opcode.CANCEL_FD, Kind.CANCEL, this.index, 0, this.fd)
-    this.ring.push(Opcode.CLOSE, Kind.CANCEL, this.index, 0, this.fd)
-    this.kick()
-  }
 }

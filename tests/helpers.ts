@@ -1,0 +1,138 @@
+// Shared test helpers: the seed's test config, launching fixtures, and
+// node:net clients that fail (not hang) when something is wrong.
+import net from "node:net"
+import { Config, RinglineBuilder, type HandlerSpec, type Server } from "../src/index"
+
+/** The seed's test_config(), plus quiet output and a short shutdown deadline. */
+export function testConfig(mutate?: (c: Config) => void): Config {
+  const cfg = Config.default()
+  cfg.worker.threads = 1
+  cfg.worker.pinToCore = false
+  cfg.sqEntries = 2048
+  cfg.recvBuffer.ringSize = 512
+  cfg.recvBuffer.bufferSize = 16 * 1024
+  cfg.maxConnections = 64
+  cfg.sendCopyCount = 2048
+  cfg.standaloneTaskCapacity = 32
+  cfg.quiet = true
+  cfg.shutdownTimeoutMs = 2000
+  mutate?.(cfg)
+  return cfg
+}
+
+export const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
+
+export async function launch(handler: HandlerSpec, mutate?: (c: Config) => void, bind = "127.0.0.1:0"): Promise<Server> {
+  return new RinglineBuilder(testConfig(mutate)).bind(bind).launch(handler)
+}
+
+/** A payload whose byte i is i & 0xff. */
+export function pattern(n: number, offset = 0): Uint8Array {
+  const b = new Uint8Array(n)
+  for (let i = 0; i < n; i++) b[i] = (i + offset) & 0xff
+  return b
+}
+
+/** A connected client that collects everything it receives. */
+export class Client {
+  private chunks: Buffer[] = []
+  received = 0
+  ended = false
+  closed = false
+  private waiters: Array<() => void> = []
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on("data", (d: Buffer) => {
+      this.chunks.push(d)
+      this.received += d.length
+      this.notify()
+    })
+    socket.on("end", () => {
+      this.ended = true
+      this.notify()
+    })
+    socket.on("close", () => {
+      this.closed = true
+      this.notify()
+    })
+    socket.on("error", () => undefined)
+  }
+
+  static connect(addr: string): Promise<Client> {
+    const i = addr.lastIndexOf(":")
+    // allowHalfOpen: after the server's FIN the client may still send (shutdownWrite tests).
+    const socket = net.connect({ port: Number(addr.slice(i + 1)), host: addr.slice(0, i).replace(/^\[|\]$/g, ""), allowHalfOpen: true })
+    socket.setNoDelay(true)
+    return new Promise((resolve, reject) => {
+      socket.once("connect", () => resolve(new Client(socket)))
+      socket.once("error", reject)
+    })
+  }
+
+  private notify(): void {
+    const w = this.waiters
+    this.waiters = []
+    for (const f of w) f()
+  }
+
+  /** Waits until cond() holds; rejects after ms with `what`. */
+  async until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!cond()) {
+      if (this.closed && !cond()) throw new Error(`connection closed before ${what} (have ${this.received} bytes)`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for ${what} (have ${this.received} bytes)`)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left)
+        this.waiters.push(() => (clearTimeout(t), resolve()))
+      })
+    }
+  }
+
+  /** Everything received so far, consumed. */
+  take(): Buffer {
+    const all = Buffer.concat(this.chunks)
+    this.chunks = []
+    this.received = 0
+    return all
+  }
+
+  async readExactly(n: number, ms?: number): Promise<Buffer> {
+    await this.until(() => this.received >= n, `${n} bytes`, ms)
+    const all = this.take()
+    if (all.length > n) {
+      this.chunks = [all.subarray(n)]
+      this.received = all.length - n
+    }
+    return all.subarray(0, n)
+  }
+
+  /** Reads until the peer ends the stream; returns everything. */
+  async readToEnd(ms?: number): Promise<Buffer> {
+    await this.until(() => this.ended || this.closed, "end of stream", ms)
+    return this.take()
+  }
+
+  write(data: Uint8Array | string): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(data, (e) => (e ? reject(e) : resolve())))
+  }
+
+  end(): void {
+    this.socket.end()
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+/** Echo round trip of `payload` over one connection; returns what came back. */
+export async function echoOnce(addr: string, payload: Uint8Array): Promise<Buffer> {
+  const c = await Client.connect(addr)
+  try {
+    await c.write(payload)
+    return await c.readExactly(payload.length)
+  } finally {
+    c.end()
+  }
+}

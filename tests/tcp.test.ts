@@ -1,0 +1,261 @@
+// TCP through ringline, named after the original's echo suite; runs on the
+// backend RINGLINE_BACKEND selects.
+import { afterEach, describe, expect, test } from "bun:test"
+import net from "node:net"
+import { Config, ConfigError, RinglineBuilder, type Server } from "../src/index"
+import { Client, echoOnce, fixture, launch, pattern, testConfig } from "./helpers"
+
+let servers: Server[] = []
+async function serve(name: string, mutate?: (c: Config) => void): Promise<Server> {
+  const s = await launch(fixture(name), mutate)
+  servers.push(s)
+  return s
+}
+
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.stop()))
+  servers = []
+})
+
+describe("tcp echo", () => {
+  test("small echo", async () => {
+    const s = await serve("echo")
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("hello"))).toString()).toBe("hello")
+  })
+
+  test("8 KiB echo", async () => {
+    const s = await serve("echo")
+    const payload = pattern(8192)
+    expect((await echoOnce(s.tcpAddr!, payload)).equals(Buffer.from(payload))).toBe(true)
+  })
+
+  test("multi-connection echo (8 at once)", async () => {
+    const s = await serve("echo")
+    const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => echoOnce(s.tcpAddr!, pattern(4096, i))))
+    replies.forEach((r, i) => expect(r.equals(Buffer.from(pattern(4096, i)))).toBe(true))
+  })
+
+  test("sequential echo (10 connections one after another)", async () => {
+    const s = await serve("echo")
+    for (let i = 0; i < 10; i++) expect((await echoOnce(s.tcpAddr!, pattern(100, i))).equals(Buffer.from(pattern(100, i)))).toBe(true)
+  })
+
+  test("client disconnect, then the server still serves", async () => {
+    const s = await serve("echo")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("partial")
+    c.destroy() // abrupt: no reading, no FIN handshake
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("next"))).toString()).toBe("next")
+  })
+
+  test("graceful shutdown joins every worker", async () => {
+    const s = await serve("echo", (c) => (c.worker.threads = 2))
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("bye"))).toString()).toBe("bye")
+    s.shutdown.shutdown()
+    s.shutdown.shutdown() // idempotent
+    const reports = await Promise.all(s.handles.map((h) => h.join()))
+    expect(reports.map((r) => r.abortedConnections)).toEqual([0, 0])
+    servers = []
+    await expect(Client.connect(s.tcpAddr!)).rejects.toThrow()
+  })
+
+  test("shutdown drains queued sends, and reports what its deadline cut off", async () => {
+    const s = await serve("echo", (c) => (c.shutdownTimeoutMs = 300))
+    const idle = await Client.connect(s.tcpAddr!) // never closes: the deadline must
+    await idle.write("x")
+    await idle.readExactly(1)
+    const reports = await s.stop()
+    servers = []
+    expect(reports[0]!.abortedConnections).toBe(1)
+    await idle.until(() => idle.closed || idle.ended, "the server to close the connection")
+  })
+
+  test("shutdownWrite gives the peer EOF while reading goes on", async () => {
+    const s = await serve("shutdown_write")
+    const c = await Client.connect(s.tcpAddr!)
+    expect((await c.readToEnd()).toString()).toBe("greeting")
+    expect(c.closed).toBe(false)
+    await c.write("still listening")
+    c.end()
+    for (let i = 0; i < 100 && s.metrics().bytesReceived < 15; i++) await Bun.sleep(10)
+    expect(s.metrics().bytesReceived).toBe(15)
+  })
+
+  test("100 coalesced sends keep their order", async () => {
+    const s = await serve("numbered_lines")
+    const c = await Client.connect(s.tcpAddr!)
+    const text = (await c.readToEnd()).toString()
+    expect(text).toBe(Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join(""))
+  })
+
+  test("send pool exhaustion gives SendError ENOBUFS and corrupts nothing", async () => {
+    const s = await serve("pool_exhaust", (c) => {
+      c.sendCopyCount = 4
+      c.sendCopySlotSize = 1024
+    })
+    const c = await Client.connect(s.tcpAddr!)
+    await Bun.sleep(100) // a client that is not reading yet
+    const all = await c.readToEnd()
+    const trailer = all.subarray(all.lastIndexOf("RESULT")).toString()
+    const [, code, count] = trailer.trim().split(" ")
+    expect(code).toBe("ENOBUFS")
+    expect(Number(count)).toBe(4)
+    const body = all.subarray(0, all.lastIndexOf("RESULT"))
+    expect(body.length).toBe(4 * 1024)
+    for (let i = 0; i < 4; i++) expect(body.subarray(i * 1024, (i + 1) * 1024).every((b) => b === i)).toBe(true)
+    expect(s.metrics().sendPoolExhausted).toBeGreaterThanOrEqual(1)
+  })
+
+  test("buffer ring exhaustion (4 buffers, 8 connections) still echoes byte-exact", async () => {
+    const s = await serve("stream_echo", (c) => {
+      c.recvBuffer.ringSize = 4
+      c.recvBuffer.bufferSize = 1024
+    })
+    const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => echoOnce(s.tcpAddr!, pattern(64 * 1024, i))))
+    replies.forEach((r, i) => expect(r.equals(Buffer.from(pattern(64 * 1024, i)))).toBe(true))
+  })
+
+  test("two workers serve the connections", async () => {
+    const s = await serve("worker_id", (c) => (c.worker.threads = 2))
+    const seen = new Set<string>()
+    const clients = await Promise.all(Array.from({ length: 32 }, () => Client.connect(s.tcpAddr!)))
+    for (const c of clients) {
+      const line = (await c.readExactly(9)).toString()
+      seen.add(line)
+      await c.write("ping")
+      expect((await c.readExactly(4)).toString()).toBe("ping")
+      c.end()
+    }
+    expect([...seen].sort()).toEqual(["worker:0\n", "worker:1\n"])
+  })
+
+  test("bound port 0 is reported and accepts connections", async () => {
+    const s = await serve("echo")
+    expect(s.tcpAddr).toMatch(/^127\.0\.0\.1:[1-9]\d*$/)
+    expect(s.handles.length).toBe(1)
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("port"))).toString()).toBe("port")
+  })
+
+  test("IPv6 listener", async () => {
+    const s = await new RinglineBuilder(testConfig()).bind("[::1]:0").launch(fixture("echo"))
+    servers.push(s)
+    expect(s.tcpAddr).toMatch(/^\[::1\]:\d+$/)
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("v6"))).toString()).toBe("v6")
+  })
+
+  test("a handler that throws closes its connection only; the worker lives", async () => {
+    const s = await serve("thrower")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("boom")
+    await c.until(() => c.closed || c.ended, "the failing connection to close")
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("alive"))).toString()).toBe("alive")
+    expect(s.metrics().handlerErrors).toBe(1)
+  })
+
+  test("unparsed bytes at EOF are shown once more with eof set", async () => {
+    const s = await serve("line_parser")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("a\nb\npartial")
+    c.end()
+    expect((await c.readToEnd()).toString()).toBe("line:a\nline:b\neof:partial\n")
+  })
+
+  test("sends on a closed connection throw SendError ENOTCONN", async () => {
+    const s = await serve("closed_sends")
+    const first = await Client.connect(s.tcpAddr!)
+    await first.until(() => first.closed || first.ended, "the server to close")
+    const second = await Client.connect(s.tcpAddr!)
+    expect((await second.readToEnd()).toString()).toBe("code:ENOTCONN\n")
+  })
+
+  test("send() resolves per send and the bytes arrive in order", async () => {
+    const s = await serve("send_tokens")
+    const c = await Client.connect(s.tcpAddr!)
+    const text = (await c.readToEnd()).toString()
+    expect(text).toBe(`${"a".repeat(50_000)}${"b".repeat(50_000)}cdone`)
+  })
+
+  test("ConnStream Web Streams echo", async () => {
+    const s = await serve("web_streams")
+    const payload = pattern(100_000, 3)
+    expect((await echoOnce(s.tcpAddr!, payload)).equals(Buffer.from(payload))).toBe(true)
+  })
+
+  test("ConnStream for-await echo", async () => {
+    const s = await serve("iterate_echo")
+    const payload = pattern(100_000, 5)
+    expect((await echoOnce(s.tcpAddr!, payload)).equals(Buffer.from(payload))).toBe(true)
+  })
+
+  test("a full worker refuses connections and counts them; others keep being served", async () => {
+    const s = await serve("echo", (c) => (c.maxConnections = 2))
+    const held = await Promise.all([Client.connect(s.tcpAddr!), Client.connect(s.tcpAddr!)])
+    for (const h of held) {
+      await h.write("x")
+      await h.readExactly(1)
+    }
+    // The third is refused: closed at once (the client may see the reset during connect).
+    const [host, port] = [s.tcpAddr!.split(":")[0]!, Number(s.tcpAddr!.split(":")[1])]
+    await new Promise<void>((resolve) => {
+      const third = net.connect(port, host)
+      third.on("error", () => resolve())
+      third.on("close", () => resolve())
+    })
+    for (let i = 0; i < 100 && s.metrics().connectionsRefused < 1; i++) await Bun.sleep(10)
+    expect(s.metrics().connectionsRefused).toBe(1)
+    held[0]!.end()
+    await held[0]!.until(() => held[0]!.closed || held[0]!.ended, "the first connection to close")
+    for (let i = 0; i < 100 && s.metrics().connectionsActive > 1; i++) await Bun.sleep(10)
+    expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("room again"))).toString()).toBe("room again")
+    held[1]!.end()
+  })
+})
+
+describe("launch", () => {
+  const bad: Array<[string, (c: Config) => void]> = [
+    ["sqEntries", (c) => (c.sqEntries = 3)],
+    ["recvBuffer.ringSize", (c) => (c.recvBuffer.ringSize = 0)],
+    ["recvBuffer.bufferSize", (c) => (c.recvBuffer.bufferSize = 0)],
+    ["udpRecvBuffer.bufferSize", (c) => (c.udpRecvBuffer.bufferSize = 100)],
+    ["maxConnections", (c) => (c.maxConnections = 0)],
+    ["sendCopyCount", (c) => (c.sendCopyCount = 0)],
+    ["sendCopySlotSize", (c) => (c.sendCopySlotSize = 0)],
+    ["timerSlots", (c) => (c.timerSlots = 0)],
+    ["udpSendSlots", (c) => (c.udpSendSlots = 0)],
+    ["backlog", (c) => (c.backlog = 0)],
+    ["worker.threads", (c) => (c.worker.threads = -1)],
+    ["recvAccumulatorMax", (c) => (c.recvAccumulatorMax = 100)],
+    ["shutdownTimeoutMs", (c) => (c.shutdownTimeoutMs = 1.5)],
+    ["tcpNodelay", (c) => ((c as unknown as { tcpNodelay: string }).tcpNodelay = "yes")],
+    ["backend", (c) => ((c as unknown as { backend: string }).backend = "nope")],
+  ]
+  for (const [field, breakIt] of bad) {
+    test(`a bad ${field} is rejected with a ConfigError naming it`, async () => {
+      const cfg = testConfig(breakIt)
+      const attempt = new RinglineBuilder(cfg).bind("127.0.0.1:0").launch(fixture("echo"))
+      const err = await attempt.then(() => null, (e: unknown) => e)
+      expect(err).toBeInstanceOf(ConfigError)
+      expect((err as ConfigError).field).toBe(field)
+      expect((err as ConfigError).message).toContain(field)
+      expect((err as ConfigError).rule.length).toBeGreaterThan(5)
+    })
+  }
+
+  test("a bind error rejects launch with EADDRINUSE and leaves nothing running", async () => {
+    const blocker = net.createServer().listen(0, "127.0.0.1")
+    await new Promise((r) => blocker.once("listening", r))
+    const port = (blocker.address() as net.AddressInfo).port
+    try {
+      const attempt = new RinglineBuilder(testConfig((c) => (c.worker.threads = 2))).bind(`127.0.0.1:${port}`).launch(fixture("echo"))
+      const err = await attempt.then(() => null, (e: unknown) => e)
+      expect((err as { code?: string }).code).toBe("EADDRINUSE")
+    } finally {
+      blocker.close()
+    }
+  })
+
+  test("a bad bind address names the address", async () => {
+    const attempt = new RinglineBuilder(testConfig()).bind("256.0.0.1:80").launch(fixture("echo"))
+    await expect(attempt).rejects.toThrow(/256\.0\.0\.1:80/)
+  })
+})
