@@ -1,0 +1,166 @@
+// The seed throughput suite (reference/throughput.rs): the same workloads
+// through ringline and through a plain Bun baseline server in the same test.
+// Loose bounds only — this flags regressions; bench/ measures performance.
+import { expect, test } from "bun:test"
+import dgram from "node:dgram"
+import { Config, RinglineBuilder, type Server } from "../src/index"
+import { Client, fixture, pattern, testConfig } from "./helpers"
+
+const TOTAL = 8 * 1024 * 1024
+const CHUNK = 64 * 1024
+
+async function stop(server: Server): Promise<void> {
+  server.shutdown.shutdown()
+  await Promise.all(server.handles.map((h) => h.join()))
+}
+
+/** Writes CHUNK bytes, reads the echo back, repeats: at most one chunk in flight. */
+async function chunkedEcho(addr: string, payload: Uint8Array): Promise<[number, Buffer]> {
+  const c = await Client.connect(addr)
+  const parts: Buffer[] = []
+  const t = performance.now()
+  for (let sent = 0; sent < payload.length; sent += CHUNK) {
+    const end = Math.min(sent + CHUNK, payload.length)
+    await c.write(payload.subarray(sent, end))
+    parts.push(await c.readExactly(end - sent, 30_000))
+  }
+  const ms = performance.now() - t
+  c.end()
+  return [ms, Buffer.concat(parts)]
+}
+
+/** The baseline: a plain Bun.listen echo (allowHalfOpen, so a FIN never cuts the tail). */
+function bunEcho(): { addr: string; stop: () => void } {
+  const pending = new Map<object, Uint8Array[]>()
+  const flush = (s: { write(b: Uint8Array): number }, key: object) => {
+    const q = pending.get(key)!
+    while (q.length > 0) {
+      const b = q[0]!
+      const n = s.write(b)
+      if (n < b.length) {
+        q[0] = b.subarray(Math.max(n, 0))
+        return
+      }
+      q.shift()
+    }
+  }
+  const l = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    allowHalfOpen: true,
+    socket: {
+      open(s) {
+        pending.set(s, [])
+      },
+      data(s, d) {
+        pending.get(s)!.push(new Uint8Array(d))
+        flush(s, s)
+      },
+      drain(s) {
+        flush(s, s)
+      },
+      end(s) {
+        s.end()
+      },
+    },
+  })
+  return { addr: `127.0.0.1:${l.port}`, stop: () => l.stop(true) }
+}
+
+test("tcp_throughput_round_trip_vs_std_net", async () => {
+  const payload = pattern(TOTAL)
+  const server = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("stream_echo"))
+  let rlMs: number
+  try {
+    const [ms, got] = await chunkedEcho(server.tcpAddr!, payload)
+    rlMs = ms
+    expect(got.length).toBe(payload.length)
+    expect(got.equals(Buffer.from(payload))).toBe(true)
+  } finally {
+    await stop(server)
+  }
+  const baseline = bunEcho()
+  let baseMs: number
+  try {
+    const [ms, got] = await chunkedEcho(baseline.addr, payload)
+    baseMs = ms
+    expect(got.equals(Buffer.from(payload))).toBe(true)
+  } finally {
+    baseline.stop()
+  }
+  const mbps = (ms: number) => (TOTAL / 1e6 / (ms / 1000)).toFixed(0)
+  console.error(`TCP 8 MiB echo (chunked 64 KiB) [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${mbps(rlMs)} MB/s), Bun.listen=${baseMs.toFixed(1)} ms (${mbps(baseMs)} MB/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
+  expect(rlMs).toBeLessThan(baseMs * 5)
+})
+
+test("tcp_fire_and_forget_8mib_survives_kernel_buffer_full", async () => {
+  const payload = pattern(TOTAL)
+  const server = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("stream_echo"))
+  try {
+    const c = await Client.connect(server.tcpAddr!)
+    // Writer shoves everything in (the kernel buffer fills long before), then half-closes;
+    // the reader drains concurrently until the server's FIN.
+    const written = c.write(payload).then(() => c.end())
+    const got = await c.readToEnd(60_000)
+    await written
+    expect(got.length).toBe(payload.length)
+    expect(got.equals(Buffer.from(payload))).toBe(true)
+  } finally {
+    await stop(server)
+  }
+})
+
+/** Synchronous request/reply: one datagram in flight at a time. */
+async function udpRequestReply(addr: string, count: number, size: number): Promise<number> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.slice(addr.lastIndexOf(":") + 1))]
+  const sock = dgram.createSocket("udp4")
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r))
+  let wake: ((b: Buffer) => void) | null = null
+  sock.on("message", (m) => wake?.(m))
+  const payload = Buffer.alloc(size)
+  const t = performance.now()
+  try {
+    for (let i = 0; i < count; i++) {
+      payload.writeUInt32LE(i, 0)
+      const reply = await new Promise<Buffer>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`round trip ${i}: no reply within 2 s`)), 2000)
+        wake = (b) => (clearTimeout(timer), resolve(b))
+        sock.send(payload, port, host)
+      })
+      if (reply.readUInt32LE(0) !== i) throw new Error(`round trip ${i}: reply out of order`)
+    }
+    return performance.now() - t
+  } finally {
+    sock.close()
+  }
+}
+
+test("udp_throughput_request_reply_vs_std_net", async () => {
+  const count = 1000
+  const size = 256
+  const cfg: Config = testConfig((c) => {
+    c.udpSendSlots = 64
+    c.udpRecvQueueCapacity = 4096
+  })
+  const server = await new RinglineBuilder(cfg).bindUdp("127.0.0.1:0").launch(fixture("udp_echo"))
+  let rlMs: number
+  try {
+    rlMs = await udpRequestReply(server.udpAddr!, count, size)
+  } finally {
+    await stop(server)
+  }
+  const baseline = await Bun.udpSocket({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: (s, data, port, address) => void s.send(data, port, address) },
+  })
+  let baseMs: number
+  try {
+    baseMs = await udpRequestReply(`127.0.0.1:${baseline.port}`, count, size)
+  } finally {
+    baseline.close()
+  }
+  console.error(`UDP ${count} × ${size} B req/reply [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${((count * 1000) / rlMs).toFixed(0)} rtt/s), Bun.udpSocket=${baseMs.toFixed(1)} ms (${((count * 1000) / baseMs).toFixed(0)} rtt/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
+  expect(rlMs).toBeLessThan(30_000)
+  expect(rlMs).toBeLessThan(baseMs * 5)
+})
