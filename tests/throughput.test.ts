@@ -1,5 +1,6 @@
 // The seed throughput suite (reference/throughput.rs): the same workloads
-// through ringline and through a plain Bun baseline server in the same test.
+// through ringline and through a plain Bun baseline server (its own Worker
+// thread, as the seed's std::net thread) in the same test.
 // Loose bounds only — this flags regressions; bench/ measures performance.
 import { expect, test } from "bun:test"
 import dgram from "node:dgram"
@@ -29,42 +30,15 @@ async function chunkedEcho(addr: string, payload: Uint8Array): Promise<[number, 
   return [ms, Buffer.concat(parts)]
 }
 
-/** The baseline: a plain Bun.listen echo (allowHalfOpen, so a FIN never cuts the tail). */
-function bunEcho(): { addr: string; stop: () => void } {
-  const pending = new Map<object, Uint8Array[]>()
-  const flush = (s: { write(b: Uint8Array): number }, key: object) => {
-    const q = pending.get(key)!
-    while (q.length > 0) {
-      const b = q[0]!
-      const n = s.write(b)
-      if (n < b.length) {
-        q[0] = b.subarray(Math.max(n, 0))
-        return
-      }
-      q.shift()
-    }
-  }
-  const l = Bun.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    socket: {
-      open(s) {
-        pending.set(s, [])
-      },
-      data(s, d) {
-        pending.get(s)!.push(new Uint8Array(d))
-        flush(s, s)
-      },
-      drain(s) {
-        flush(s, s)
-      },
-      end(s) {
-        s.end()
-      },
-    },
+/** The baseline: a plain Bun echo server in its own Worker thread (as the seed's std::net thread). */
+async function baselineServer(kind: "tcp" | "udp"): Promise<{ addr: string; stop: () => void }> {
+  const worker = new Worker(new URL("./fixtures/baseline_worker.ts", import.meta.url).href)
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<{ port: number }>) => resolve(e.data.port)
+    worker.onerror = (e) => reject(new Error(e.message))
+    worker.postMessage({ kind })
   })
-  return { addr: `127.0.0.1:${l.port}`, stop: () => l.stop(true) }
+  return { addr: `127.0.0.1:${port}`, stop: () => worker.terminate() }
 }
 
 test("tcp_throughput_round_trip_vs_std_net", async () => {
@@ -79,7 +53,7 @@ test("tcp_throughput_round_trip_vs_std_net", async () => {
   } finally {
     await stop(server)
   }
-  const baseline = bunEcho()
+  const baseline = await baselineServer("tcp")
   let baseMs: number
   try {
     const [ms, got] = await chunkedEcho(baseline.addr, payload)
@@ -149,16 +123,12 @@ test("udp_throughput_request_reply_vs_std_net", async () => {
   } finally {
     await stop(server)
   }
-  const baseline = await Bun.udpSocket({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: { data: (s, data, port, address) => void s.send(data, port, address) },
-  })
+  const baseline = await baselineServer("udp")
   let baseMs: number
   try {
-    baseMs = await udpRequestReply(`127.0.0.1:${baseline.port}`, count, size)
+    baseMs = await udpRequestReply(baseline.addr, count, size)
   } finally {
-    baseline.close()
+    baseline.stop()
   }
   console.error(`UDP ${count} × ${size} B req/reply [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${((count * 1000) / rlMs).toFixed(0)} rtt/s), Bun.udpSocket=${baseMs.toFixed(1)} ms (${((count * 1000) / baseMs).toFixed(0)} rtt/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
   expect(rlMs).toBeLessThan(30_000)

@@ -50,6 +50,13 @@ interface PendingConnect {
   onAbort: () => void
 }
 
+/** Microtask turns given to resumed handlers after each batch (covers the usual await chains). */
+const MICROTASK_TURNS = 3
+/** While busy, a full event-loop turn at least this often. */
+const YIELD_EVERY_MS = 1
+/** How long an idle worker waits in the kernel before parking on the notify eventfd. */
+const SHORT_WAIT_US = 200
+
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Parses "host:port" / "[v6]:port" / "unix:/path" into sockaddr bytes (throws EINVAL with the text). */
@@ -204,34 +211,67 @@ export class UringDriver implements Driver, ConnBackend {
     }
   }
 
-  /** Submits what the last batch queued and copies out what is ready, without blocking. */
-  private turn(): number {
+  /** Queues what handlers asked for: coalesced sends, returned buffers, re-armed receives. */
+  private stage(): void {
     this.flushSends()
     if (this.recvRing.flush() > 0) this.rearmParked()
     if (this.udpRing !== null && this.udpRing.flush() > 0) for (const u of this.udps) u.unpark()
-    return this.ring.reap(0, 0)
   }
 
+  /**
+   * One ring syscall per step: submit what is queued (collecting what is ready),
+   * or, with nothing to submit, wait briefly in the kernel (wakes in ~2 µs, costs
+   * no CPU), or, idle longer than that, park on the notify eventfd through Bun's
+   * event loop (0 % CPU however long). Before any wait, one setImmediate turn
+   * lets every handler the last batch resumed run to its next await, so nothing
+   * they queue sits behind a wait; and while completions keep coming, the loop
+   * still yields to Bun's event loop every YIELD_EVERY_MS for timers and postMessage.
+   */
   private async loop(): Promise<void> {
     const ring = this.ring
-    // While busy the loop polls the ring itself, so the notify eventfd stays quiet
-    // (no wasted reads); it is switched on only around an idle wait.
-    ring.notify(false)
+    ring.notify(false) // while the loop polls the ring itself, the eventfd stays quiet
+    let drained = true
+    let lastYield = performance.now()
     while (!this.stopped) {
-      let n = this.turn()
-      if (n === 0 && !ring.hasPending && this.dirty.length === 0) {
-        ring.notify(true)
-        n = this.turn() // completions that raced the switch-on
-        if (n === 0) await new Promise<void>((resolve) => (this.idleResolve = resolve))
-        ring.notify(false)
-        if (n === 0) continue
-      }
-      if (n > 0) {
-        this.dispatch(n)
-        this.host.onTick()
+      this.stage()
+      let n: number
+      if (ring.hasPending) {
+        n = ring.reap(0, 0)
+      } else if (!drained) {
         await hop()
+        drained = true
+        lastYield = performance.now()
+        continue
+      } else {
+        n = ring.reap(1, SHORT_WAIT_US)
+        if (n === 0) n = await this.park()
+        lastYield = performance.now()
+      }
+      if (n === 0) continue
+      this.dispatch(n)
+      this.host.onTick()
+      drained = false
+      for (let i = 0; i < MICROTASK_TURNS; i++) await null
+      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+        await hop()
+        drained = true
+        lastYield = performance.now()
       }
     }
+  }
+
+  /** Waits on the notify eventfd (switched on only here) until completions or a kick arrive. */
+  private async park(): Promise<number> {
+    const ring = this.ring
+    ring.notify(true)
+    let n = ring.reap(0, 0) // completions that raced the switch-on
+    if (n === 0) {
+      await new Promise<void>((resolve) => (this.idleResolve = resolve))
+      this.stage()
+      n = ring.reap(0, 0)
+    }
+    ring.notify(false)
+    return n
   }
 
   private dispatch(n: number): void {
