@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, then runs every check: the C contract tests (Debug, UBSan), tsc,
-# and the bun test suite twice — io_uring backend, then portable. Ends with
+# the bun test suite twice — io_uring backend, then portable — and the install
+# test (scripts/install_test.sh). Ends with
 # one line "N passed, N failed, N skipped" summed over all of them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,16 @@ for backend in io_uring portable; do
   if [ -z "$p" ]; then echo "bun test ($backend) did not report a summary"; f=$((${f:-0} + 1)); fi
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
 done
+
+echo "== install test (pack, bun add into an empty project, fallback, consumer types)"
+bash scripts/install_test.sh 2>&1 | tee "$log/install.txt"
+i_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/install.txt" | tail -1)
+if [ -n "$i_line" ]; then
+  passed=$((passed + $(echo "$i_line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$i_line" | awk '{print $3}')))
+else
+  echo "install test did not report a summary"; failed=$((failed + 1))
+fi
 
 rm -rf "$log"
 echo "$passed passed, $failed failed, $skipped skipped"

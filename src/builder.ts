@@ -162,7 +162,9 @@ export class RinglineBuilder {
     const threads = inline ? 1 : cfg.worker.threads || availableParallelism()
     const counters = allocateCounters(threads)
     const start = (id: number, tcp: string[], udp: string[]): Promise<[WorkerLink, WorkerReady]> => {
-      const init: WorkerInit = { workerId: id, config: cfg, backend: decision.backend, tcp, udp, counters, handlerData: this.data }
+      // Inline runs on the caller's thread, which is not ours to pin.
+      const pinCpu = cfg.worker.pinToCore && !inline ? (cfg.worker.coreOffset + id) % availableParallelism() : null
+      const init: WorkerInit = { workerId: id, config: cfg, backend: decision.backend, tcp, udp, counters, handlerData: this.data, pinCpu }
       if (inline) return startInline(init, handler)
       const { url, exportName: name } = handlerLocation(exportName ? [handler as string | URL, exportName] : (handler as Exclude<HandlerSpec, HandlerClass>))
       return startWorker(init, url, name)

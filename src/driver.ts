@@ -9,6 +9,8 @@ export interface DriverHost {
   readonly workerId: number
   readonly config: Config
   readonly counters: Float64Array
+  /** CPU to pin the worker thread to, or null (io_uring only: pinning needs the native library). */
+  readonly pinCpu: number | null
   /** A connection was accepted (or adopted); start its handler task. */
   onConnection(conn: ConnCtx): void
   /** A connection's socket is closed and its slot free. */

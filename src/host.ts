@@ -19,6 +19,8 @@ export interface WorkerInit {
   counters: SharedArrayBuffer
   /** RinglineBuilder.handlerData(): the second argument of createForWorker. */
   handlerData: unknown
+  /** CPU to pin this worker's thread to (Config.worker.pinToCore), or null. */
+  pinCpu: number | null
 }
 
 export interface WorkerReady {
@@ -48,6 +50,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   readonly workerId: number
   readonly config: Config
   readonly counters: Float64Array
+  readonly pinCpu: number | null
   driver!: Driver
   private handler!: AsyncEventHandler
   /** Tasks shutdown waits for (connections, onStart); UDP readers loop forever, so they are apart. */
@@ -67,6 +70,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     this.workerId = init.workerId
     this.config = init.config
     this.counters = workerCounters(init.counters, init.workerId)
+    this.pinCpu = init.pinCpu
     this.standalone = new TaskTable(init.config.standaloneTaskCapacity)
   }
 

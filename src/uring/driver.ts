@@ -117,6 +117,10 @@ export class UringDriver implements Driver, ConnBackend {
   constructor(private readonly host: DriverHost) {
     const cfg = (this.cfg = host.config)
     this.counters = host.counters
+    if (host.pinCpu !== null) {
+      const rc = native().sym.ringline_thread_pin(host.pinCpu)
+      if (rc < 0) console.error(`ringline: worker ${host.workerId}: pinning to CPU ${host.pinCpu} failed (${errnoName(rc)}); running unpinned`)
+    }
     const tcpSlab = cfg.sendCopyCount * cfg.sendCopySlotSize
     const udpSlotSize = udpMaxDatagram(cfg.udpRecvBuffer.bufferSize)
     const udpSlab = cfg.udpSendSlots * udpSlotSize
