@@ -1,4 +1,5 @@
-// zig build          → zig-out/lib/libringline.so (add -Doptimize=ReleaseFast to ship)
+// zig build          → zig-out/lib/libringline.so (add -Doptimize=ReleaseFast to ship),
+//                      zig-out/bin/ringline-no-uring (runs a command with io_uring refused)
 // zig build test     → C contract tests in tests/c/ (Debug: UBSan traps)
 // Zig 0.11 build API.
 const std = @import("std");
@@ -38,4 +39,10 @@ pub fn build(b: *std.Build) void {
     const run_tests = b.addRunArtifact(tests);
     const test_step = b.step("test", "Run the C contract tests");
     test_step.dependOn(&run_tests.step);
+
+    // A command wrapper whose seccomp filter refuses io_uring (EPERM), for the fallback tests.
+    const no_uring = b.addExecutable(.{ .name = "ringline-no-uring", .target = target, .optimize = optimize });
+    no_uring.addCSourceFiles(&.{"tests/c/no_uring.c"}, &c_flags);
+    no_uring.linkLibC();
+    b.installArtifact(no_uring);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, then runs every check: the C contract tests (Debug, UBSan), tsc,
-# the bun test suite twice — io_uring backend, then portable — and the install
-# test (scripts/install_test.sh). Ends with
+# the bun test suite three times — io_uring forced, portable forced, and auto
+# with io_uring refused by seccomp — and the install test
+# (scripts/install_test.sh). Ends with
 # one line "N passed, N failed, N skipped" summed over all of them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +24,15 @@ fi
 echo "== tsc --noEmit (strict)"
 if node_modules/.bin/tsc --noEmit -p .; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
-for backend in io_uring portable; do
-  echo "== bun test (RINGLINE_BACKEND=$backend)"
-  RINGLINE_BACKEND=$backend node_modules/.bin/bun test --timeout 120000 ./tests 2>&1 | tee "$log/$backend.txt"
+# Three runs: io_uring forced, portable forced, and "auto" on a kernel that
+# refuses io_uring (a seccomp filter, as in Docker) — the fallback for real.
+for backend in io_uring portable no-io_uring; do
+  echo "== bun test ($backend)"
+  if [ "$backend" = no-io_uring ]; then
+    env -u RINGLINE_BACKEND zig-out/bin/ringline-no-uring node_modules/.bin/bun test --timeout 120000 ./tests 2>&1 | tee "$log/$backend.txt"
+  else
+    RINGLINE_BACKEND=$backend node_modules/.bin/bun test --timeout 120000 ./tests 2>&1 | tee "$log/$backend.txt"
+  fi
   p=$(grep -E '^ *[0-9]+ pass$' "$log/$backend.txt" | tail -1 | awk '{print $1}')
   f=$(grep -E '^ *[0-9]+ fail$' "$log/$backend.txt" | tail -1 | awk '{print $1}')
   s=$(grep -E '^ *[0-9]+ skip$' "$log/$backend.txt" | tail -1 | awk '{print $1}')

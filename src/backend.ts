@@ -39,7 +39,7 @@ export async function ioUringUnavailable(): Promise<string | null> {
 }
 
 /** The configured choice with RINGLINE_BACKEND taking precedence. */
-export function requestedBackend(configured: BackendChoice, env = process.env.RINGLINE_BACKEND): BackendChoice {
+export function requestedBackend(configured: BackendChoice, env: string | undefined): BackendChoice {
   if (env === undefined || env === "") return configured
   if (env !== "auto" && env !== "io_uring" && env !== "portable") {
     throw new ConfigError("backend", env, `RINGLINE_BACKEND must be "auto", "io_uring" or "portable"`)
@@ -48,7 +48,7 @@ export function requestedBackend(configured: BackendChoice, env = process.env.RI
 }
 
 export async function chooseBackend(configured: BackendChoice): Promise<BackendDecision> {
-  const wanted = requestedBackend(configured)
+  const wanted = requestedBackend(configured, process.env.RINGLINE_BACKEND)
   if (wanted === "portable") return { backend: "portable", reason: "requested" }
   const unavailable = await ioUringUnavailable()
   if (unavailable === null) return { backend: "io_uring", reason: wanted === "io_uring" ? "requested" : "kernel supports it" }

@@ -1,16 +1,16 @@
 // The native layer seen from TypeScript: loading, layout check, errno codes,
 // and one real completion from a socket. io_uring-only by nature.
 import { describe, expect, test } from "bun:test"
+import { notIoUring } from "./helpers"
 import { errnoName, NativeError, check } from "../src/native/errno"
 import { CQE, CQE_F_BUFFER, CQE_F_MORE, EXPECTED_LAYOUT, Feature, Opcode } from "../src/native/layout"
 import { libraryCandidates, loadNative, native, NativeLoadError } from "../src/native/lib"
 import { BufferRing, Ring } from "../src/uring/ring"
 import { parseAddr, formatAddr } from "../src/uring/driver"
 
-const portable = process.env.RINGLINE_BACKEND === "portable"
 
 describe("native binding", () => {
-  test.skipIf(portable)("loads and its layout matches the TypeScript records [io_uring only]", () => {
+  test.skipIf(notIoUring)("loads and its layout matches the TypeScript records [io_uring only]", () => {
     const lib = native()
     const got = new Uint32Array(128)
     const n = lib.sym.ringline_layout_query(got, got.length)
@@ -20,7 +20,7 @@ describe("native binding", () => {
     expect(probe & Feature.RECV_MULTI).toBe(Feature.RECV_MULTI)
   })
 
-  test.skipIf(portable)("loads in a Worker and the main thread at once [io_uring only]", async () => {
+  test.skipIf(notIoUring)("loads in a Worker and the main thread at once [io_uring only]", async () => {
     const worker = new Worker(new URL("./fixtures/native_worker.ts", import.meta.url).href)
     const reply = await new Promise<{ probe: number; nop: number }>((resolve, reject) => {
       worker.onmessage = (e) => resolve(e.data)
@@ -76,7 +76,7 @@ describe("native binding", () => {
     expect(check("ok", 5)).toBe(5)
   })
 
-  test.skipIf(portable)("bad addresses are rejected with EINVAL and good ones round-trip [io_uring only]", () => {
+  test.skipIf(notIoUring)("bad addresses are rejected with EINVAL and good ones round-trip [io_uring only]", () => {
     for (const good of ["127.0.0.1:8080", "[::1]:9", "unix:/tmp/ringline-test.sock"]) expect(formatAddr(parseAddr(good))).toBe(good)
     expect(formatAddr(parseAddr("localhost:80"))).toBe("127.0.0.1:80")
     for (const bad of ["", "127.0.0.1", "1.2.3.4:70000", "example.com:80", "[::1]80"]) {
@@ -84,7 +84,7 @@ describe("native binding", () => {
     }
   })
 
-  test.skipIf(portable)("a multishot recv completion from a real socket carries the bytes [io_uring only]", async () => {
+  test.skipIf(notIoUring)("a multishot recv completion from a real socket carries the bytes [io_uring only]", async () => {
     const ring = new Ring({ sqEntries: 16, slabBytes: 4096, msgSlots: 4, timerSlots: 4 })
     const pair = new Int32Array(2)
     expect(native().sym.ringline_socket_pair(pair)).toBe(0)

@@ -1,5 +1,6 @@
 // UDP through ringline on whichever backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
+import { notIoUring } from "./helpers"
 import { Config, RinglineBuilder, type Server } from "../src/index"
 import { UdpClient } from "./udp_client"
 
@@ -74,7 +75,7 @@ describe("udp", () => {
   })
 
   // Bun.udpSocket has no SO_REUSEPORT, so the portable backend binds UDP in worker 0 only.
-  test.skipIf(process.env.RINGLINE_BACKEND === "portable")("two workers both receive when many peers send [io_uring only]", async () => {
+  test.skipIf(notIoUring)("two workers both receive when many peers send [io_uring only]", async () => {
     const server = await launchUdp("udp_probe", "127.0.0.1:0", (c) => (c.worker.threads = 2))
     const seen = new Set<string>()
     for (let i = 0; i < 24 && seen.size < 2; i++) {
