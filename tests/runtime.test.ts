@@ -3,22 +3,20 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
 import net from "node:net"
-import { Config, RinglineBuilder, type HandlerSpec, type Server } from "../src/index"
+import { RinglineBuilder, type Config, type HandlerSpec, type Server } from "../src/index"
+import { testConfig } from "./helpers"
 
 const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
 let servers: Server[] = []
 let cleanups: Array<() => void> = []
 
 function config(mutate?: (c: Config) => void): Config {
-  const cfg = Config.default()
-  cfg.worker.threads = 1
-  cfg.worker.pinToCore = false
-  cfg.maxConnections = 256
-  cfg.sendCopyCount = 256
-  cfg.quiet = true
-  cfg.shutdownTimeoutMs = 1000
-  mutate?.(cfg)
-  return cfg
+  return testConfig((c) => {
+    c.maxConnections = 256
+    c.sendCopyCount = 256
+    c.shutdownTimeoutMs = 1000
+    mutate?.(c)
+  })
 }
 
 async function launch(handler: HandlerSpec, mutate?: (c: Config) => void, bind = "127.0.0.1:0"): Promise<Server> {

@@ -1,6 +1,6 @@
 // UDP through ringline on whichever backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
-import { notIoUring } from "./helpers"
+import { notIoUring, testConfig } from "./helpers"
 import { Config, RinglineBuilder, type Server } from "../src/index"
 import { UdpClient } from "./udp_client"
 
@@ -9,13 +9,10 @@ let servers: Server[] = []
 let clients: UdpClient[] = []
 
 function udpConfig(mutate?: (c: Config) => void): Config {
-  const cfg = Config.default()
-  cfg.worker.threads = 1
-  cfg.worker.pinToCore = false
-  cfg.quiet = true
-  cfg.shutdownTimeoutMs = 1000
-  mutate?.(cfg)
-  return cfg
+  return testConfig((c) => {
+    c.shutdownTimeoutMs = 1000
+    mutate?.(c)
+  })
 }
 
 async function launchUdp(name: string, addr = "127.0.0.1:0", mutate?: (c: Config) => void): Promise<Server> {
