@@ -45,4 +45,15 @@ pub fn build(b: *std.Build) void {
     no_uring.addCSourceFiles(&.{"tests/c/no_uring.c"}, &c_flags);
     no_uring.linkLibC();
     b.installArtifact(no_uring);
+
+    // zig build bench: the load generator and the two C echo servers of bench/.
+    const bench_step = b.step("bench", "Build the benchmark load generator and C echo servers");
+    const bench_tools = [_][]const u8{ "loadgen", "echo_uring", "echo_epoll" };
+    inline for (bench_tools) |name| {
+        const exe = b.addExecutable(.{ .name = name, .target = target, .optimize = .ReleaseFast });
+        exe.addCSourceFiles(&.{"bench/" ++ name ++ ".c"}, &c_flags);
+        exe.addIncludePath(.{ .path = "bench" });
+        linkUring(exe);
+        bench_step.dependOn(&b.addInstallArtifact(exe, .{}).step);
+    }
 }

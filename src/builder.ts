@@ -249,6 +249,7 @@ function startWorker(init: WorkerInit, handlerUrl: string, exportName: string): 
     }
     worker.onerror = (event) => {
       const err = new Error(`ringline worker ${init.workerId} crashed: ${event.message}`)
+      if (started) console.error(`ringline: ${err.message}`) // nobody awaits launch any more: say it
       worker.terminate()
       rejectJoined(err)
       if (!started) reject(err)

@@ -131,6 +131,19 @@ describe("udp", () => {
     expect(text(await c.request(server.udpAddr!, "still-there"))).toBe("still-there")
   })
 
+  test("a peer that vanished (ICMP port unreachable) does not break the socket", async () => {
+    const server = await launchUdp("udp_echo")
+    const [host, port] = [server.udpAddr!.split(":")[0]!, Number(server.udpAddr!.split(":")[1])]
+    for (let i = 0; i < 5; i++) {
+      const gone = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 })
+      for (let k = 0; k < 20; k++) gone.send("reply to nobody", port, host)
+      gone.close() // the echoes hit a closed port; the kernel reports ECONNREFUSED on the server socket
+    }
+    await Bun.sleep(50)
+    const c = await client()
+    expect(text(await c.request(server.udpAddr!, "still serving"))).toBe("still serving")
+  })
+
   test("an oversize datagram gives InvalidInput and a bad peer gives InvalidInput", async () => {
     const server = await launchUdp("udp_probe")
     const c = await client()

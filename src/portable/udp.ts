@@ -47,6 +47,11 @@ export class PortableUdp implements UdpBackend {
           u.blocked = false
           u.flush()
         },
+        // An ICMP error for an earlier datagram (ECONNREFUSED from a closed peer port)
+        // surfaces on the next receive; it concerns that peer only, as with io_uring.
+        error: () => {
+          u.counters[C.udpSendErrors]!++
+        },
       },
     })
     return u

@@ -1,0 +1,255 @@
+// The benchmark harness: every server under the same loads, one at a time,
+// server pinned to CPU 1 and the C load generator to CPU 0. Reports throughput
+// and server CPU time per operation (from /proc/<pid>/stat), repeated, with
+// each server's ratio to the C io_uring server paired within a repetition.
+//
+//   bun bench/run.ts                 full run (3 repetitions × 3 s cells)
+//   bun bench/run.ts --quick         smoke run (1 repetition × 1 s cells)
+//   BENCH_REPS=5 BENCH_SECONDS=5 bun bench/run.ts
+//
+// Needs `zig build bench` (zig-out/bin/loadgen, echo_uring, echo_epoll) and `node` on PATH.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { cpus, release } from "node:os"
+
+const quick = process.argv.includes("--quick")
+const REPS = Number(process.env.BENCH_REPS ?? (quick ? 1 : 3))
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 3))
+const root = new URL("../", import.meta.url).pathname
+const bin = (name: string) => `${root}zig-out/bin/${name}`
+const bun = process.execPath
+const CLK_TCK = 100
+
+interface ServerSpec {
+  name: string
+  cmd: string[]
+  env?: Record<string, string>
+}
+
+const SERVERS: ServerSpec[] = [
+  { name: "C io_uring", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
+  { name: "C epoll", cmd: [bin("echo_epoll"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
+  { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "io_uring" } },
+  { name: "ringline portable", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "portable" } },
+  { name: "Bun.listen", cmd: [bun, `${root}bench/servers/bun_echo.ts`] },
+  { name: "node:net", cmd: ["node", `${root}bench/servers/node_echo.mjs`] },
+]
+
+interface RowSpec {
+  name: string
+  args: (tcp: string, udp: string) => string[]
+  /** Report latency percentiles rather than CPU ratios (open loop). */
+  latency?: boolean
+}
+
+const s = String(SECONDS)
+const ROWS: RowSpec[] = [
+  { name: "TCP rr, 16 conns × 64 B", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s] },
+  { name: "TCP rr, 128 conns × 1 KiB", args: (t) => ["tcp-rr", "--addr", t, "--conns", "128", "--size", "1024", "--seconds", s] },
+  { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20)] },
+  { name: "UDP rr, 256 B", args: (_, u) => ["udp-rr", "--addr", u, "--size", "256", "--seconds", s] },
+  { name: "UDP flood, 256 B, 8 senders", args: (_, u) => ["udp-flood", "--addr", u, "--senders", "8", "--size", "256", "--seconds", s] },
+  { name: "connect storm, sequential", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "500" : "2000", "--concurrency", "1"] },
+  { name: "connect storm, 32 concurrent", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "1024" : "4096", "--concurrency", "32"] },
+  { name: "TCP open loop 16 conns × 64 B at 20k req/s", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s, "--rate", "20000"], latency: true },
+]
+
+interface LoadResult {
+  ok: boolean
+  ops: number
+  seconds: number
+  errors: number
+  p50_us?: number
+  p99_us?: number
+  p999_us?: number
+  mb_per_s?: number
+  error?: string
+}
+
+interface Cell {
+  row: string
+  server: string
+  rep: number
+  ok: boolean
+  opsPerSec: number
+  cpuUsPerOp: number
+  load: LoadResult
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return Number(fields[11]) + Number(fields[12]) // utime + stime (fields 14, 15), whole process
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+  return m ? Number(m[1]) : NaN
+}
+
+interface Running {
+  pid: number
+  tcp: string
+  udp: string
+  stop: () => Promise<void>
+}
+
+async function startServer(spec: ServerSpec, cpu: string, extraArgs: string[] = []): Promise<Running> {
+  const child = Bun.spawn(["taskset", "-c", cpu, ...spec.cmd, ...extraArgs], {
+    env: { ...process.env, ...spec.env },
+    stdout: "pipe",
+    stderr: "inherit",
+  })
+  const reader = child.stdout.getReader()
+  let text = ""
+  const deadline = Date.now() + 10_000
+  while (!text.includes("\n")) {
+    if (Date.now() > deadline) throw new Error(`${spec.name} did not print "ready"`)
+    const { value, done } = await reader.read()
+    if (done) throw new Error(`${spec.name} exited before it was ready`)
+    text += new TextDecoder().decode(value)
+  }
+  const [word, tcp, udp] = text.trim().split(/\s+/)
+  if (word !== "ready") throw new Error(`${spec.name}: unexpected first line ${text}`)
+  return {
+    pid: child.pid,
+    tcp: tcp!,
+    udp: udp!,
+    stop: async () => {
+      child.kill("SIGTERM")
+      const t = setTimeout(() => child.kill("SIGKILL"), 3000)
+      await child.exited
+      clearTimeout(t)
+    },
+  }
+}
+
+async function loadgen(args: string[], cpu = "0"): Promise<LoadResult> {
+  const child = Bun.spawn(["taskset", "-c", cpu, bin("loadgen"), ...args], { stdout: "pipe", stderr: "pipe" })
+  const out = await new Response(child.stdout).text()
+  await child.exited
+  try {
+    return JSON.parse(out.trim().split("\n").pop()!) as LoadResult
+  } catch {
+    return { ok: false, ops: 0, seconds: 0, errors: 1, error: `unparseable loadgen output: ${out}` }
+  }
+}
+
+async function measure(server: Running, row: RowSpec): Promise<Omit<Cell, "row" | "server" | "rep">> {
+  const before = cpuTicks(server.pid)
+  const load = await loadgen(row.args(server.tcp, server.udp))
+  const cpuSeconds = (cpuTicks(server.pid) - before) / CLK_TCK
+  const ok = load.ok && load.ops > 0 && load.errors === 0
+  return { ok, load, opsPerSec: ok ? load.ops / load.seconds : 0, cpuUsPerOp: ok ? (cpuSeconds * 1e6) / load.ops : NaN }
+}
+
+const median = (xs: number[]) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  return v.length === 0 ? NaN : v.length % 2 ? v[v.length >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+}
+const fmt = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "FAILED")
+
+const cells: Cell[] = []
+for (let rep = 0; rep < REPS; rep++) {
+  for (const spec of SERVERS) {
+    let server: Running
+    try {
+      server = await startServer(spec, "1")
+    } catch (e) {
+      console.error(`bench: ${spec.name}: ${(e as Error).message}`)
+      for (const row of ROWS) cells.push({ row: row.name, server: spec.name, rep, ok: false, opsPerSec: 0, cpuUsPerOp: NaN, load: { ok: false, ops: 0, seconds: 0, errors: 1 } })
+      continue
+    }
+    for (const row of ROWS) {
+      const m = await measure(server, row)
+      cells.push({ row: row.name, server: spec.name, rep, ...m })
+      console.error(`rep ${rep + 1}/${REPS} ${spec.name.padEnd(18)} ${row.name.padEnd(44)} ${m.ok ? `${m.opsPerSec.toFixed(0)} ops/s, ${fmt(m.cpuUsPerOp)} µs CPU/op` : `FAILED ${JSON.stringify(m.load)}`}`)
+    }
+    await server.stop()
+  }
+}
+
+/** Per row and server: median throughput, median CPU/op, median of per-repetition ratios to C io_uring. */
+function table(): string {
+  const lines = [
+    `| row | server | ops/s (median) | server CPU µs/op (median) | CPU/op ÷ C io_uring (median of paired reps) |`,
+    `|---|---|---:|---:|---:|`,
+  ]
+  for (const row of ROWS.filter((r) => !r.latency)) {
+    for (const spec of SERVERS) {
+      const mine = cells.filter((c) => c.row === row.name && c.server === spec.name)
+      const failed = mine.some((c) => !c.ok)
+      const ratios = mine.map((c) => {
+        const ref = cells.find((x) => x.row === row.name && x.server === "C io_uring" && x.rep === c.rep)
+        return ref && ref.ok && c.ok ? c.cpuUsPerOp / ref.cpuUsPerOp : NaN
+      })
+      lines.push(
+        failed
+          ? `| ${row.name} | ${spec.name} | FAILED | FAILED | FAILED |`
+          : `| ${row.name} | ${spec.name} | ${fmt(median(mine.map((c) => c.opsPerSec)), 0)} | ${fmt(median(mine.map((c) => c.cpuUsPerOp)))} | ${fmt(median(ratios))} |`,
+      )
+    }
+  }
+  return lines.join("\n")
+}
+
+function latencyTable(): string {
+  const lines = [`| row | server | p50 µs | p99 µs | p99.9 µs |`, `|---|---|---:|---:|---:|`]
+  for (const row of ROWS.filter((r) => r.latency)) {
+    for (const spec of SERVERS) {
+      const mine = cells.filter((c) => c.row === row.name && c.server === spec.name)
+      if (mine.some((c) => !c.ok)) lines.push(`| ${row.name} | ${spec.name} | FAILED | FAILED | FAILED |`)
+      else lines.push(`| ${row.name} | ${spec.name} | ${fmt(median(mine.map((c) => c.load.p50_us!)), 1)} | ${fmt(median(mine.map((c) => c.load.p99_us!)), 1)} | ${fmt(median(mine.map((c) => c.load.p999_us!)), 1)} |`)
+    }
+  }
+  return lines.join("\n")
+}
+
+// ── extras: idle CPU, memory, scaling ───────────────────────────────────
+const ringline = SERVERS.find((x) => x.name === "ringline io_uring")!
+const extras: string[] = []
+{
+  const idleSeconds = quick ? 2 : 10
+  const server = await startServer(ringline, "0,1", ["2"])
+  await Bun.sleep(500)
+  const before = cpuTicks(server.pid)
+  await Bun.sleep(idleSeconds * 1000)
+  const pct = ((cpuTicks(server.pid) - before) / CLK_TCK / idleSeconds) * 100
+  extras.push(`| idle CPU, 2-worker ringline io_uring server over ${idleSeconds} s | ${pct.toFixed(2)} % of one core |`)
+  await server.stop()
+}
+{
+  const server = await startServer(ringline, "1")
+  const base = rssKiB(server.pid)
+  for (const conns of [1, 1000]) {
+    const hold = Bun.spawn([bin("loadgen"), "hold", "--addr", server.tcp, "--conns", String(conns), "--seconds", "2"], { stdout: "pipe" })
+    await Bun.sleep(1000)
+    const rss = rssKiB(server.pid)
+    extras.push(`| RSS, 1-worker ringline io_uring server, ${conns} idle connection(s) | ${(rss / 1024).toFixed(1)} MiB (idle before: ${(base / 1024).toFixed(1)} MiB) |`)
+    await hold.exited
+  }
+  await server.stop()
+}
+for (const threads of [1, 2]) {
+  const server = await startServer(ringline, "0,1", [String(threads)])
+  const load = await loadgen(ROWS[1]!.args(server.tcp, server.udp), "0,1")
+  extras.push(`| scaling: ${threads} worker(s), TCP rr 128 conns × 1 KiB (server and loadgen share both CPUs) | ${load.ok ? `${(load.ops / load.seconds).toFixed(0)} ops/s` : "FAILED"} |`)
+  await server.stop()
+}
+
+const cpuModel = cpus()[0]?.model ?? "unknown"
+const report = [
+  `Machine: ${cpus().length} CPUs (${cpuModel}), Linux ${release()}, Bun ${Bun.version}, Node ${Bun.spawnSync(["node", "--version"]).stdout.toString().trim()}.`,
+  `Run: ${REPS} repetition(s) × ${SECONDS} s per cell; server pinned to CPU 1, load generator to CPU 0; one worker thread per server.`,
+  "",
+  table(),
+  "",
+  latencyTable(),
+  "",
+  "| measurement | value |",
+  "|---|---|",
+  ...extras,
+].join("\n")
+mkdirSync(`${root}bench/out`, { recursive: true })
+writeFileSync(`${root}bench/out/results.json`, JSON.stringify({ reps: REPS, seconds: SECONDS, cells }, null, 1))
+writeFileSync(`${root}bench/out/report.md`, `${report}\n`)
+console.log(report)

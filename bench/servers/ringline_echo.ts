@@ -1,0 +1,50 @@
+// ringline echo server for the benchmark: TCP and UDP on 127.0.0.1, port 0.
+//   bun bench/servers/ringline_echo.ts [threads]     (RINGLINE_BACKEND picks the backend)
+// Prints "ready <tcp> <udp>"; stops gracefully on SIGTERM/SIGINT.
+import { Config, ParseResult, RinglineBuilder, SendError, type AsyncEventHandler, type ConnCtx, type UdpCtx } from "../../src/index"
+
+export default class BenchEcho implements AsyncEventHandler {
+  static createForWorker(_id: number): BenchEcho {
+    return new BenchEcho()
+  }
+
+  async onAccept(conn: ConnCtx): Promise<void> {
+    for (;;) {
+      let overflow: Uint8Array | null = null
+      const n = await conn.withData((data) => {
+        try {
+          conn.sendNowait(data)
+        } catch (e) {
+          if (!(e instanceof SendError && e.code === "ENOBUFS")) throw e
+          overflow = data.slice() // pool full: wait for room instead of dropping
+        }
+        return ParseResult.consumed(data.length)
+      })
+      if (n === 0) return
+      if (overflow !== null) await conn.send(overflow)
+    }
+  }
+
+  async onUdpBind(udp: UdpCtx): Promise<void> {
+    for (;;) {
+      await udp.recvBatch(64, (data, peer) => {
+        try {
+          udp.sendTo(peer, data)
+        } catch {
+          // every send slot busy: the reply is dropped, as a UDP server may (the loadgen counts it)
+        }
+      })
+    }
+  }
+}
+
+if (import.meta.main) {
+  const cfg = Config.default()
+  cfg.worker.threads = Number(process.argv[2] ?? 1)
+  cfg.worker.pinToCore = false // the harness pins the whole process with taskset
+  cfg.quiet = true
+  const server = await new RinglineBuilder(cfg).bind("127.0.0.1:0").bindUdp("127.0.0.1:0").launch(new URL(import.meta.url))
+  console.log(`ready ${server.tcpAddr} ${server.udpAddr} ${server.backend}`)
+  await server.waitOnSignal()
+  process.exit(0)
+}
