@@ -14,14 +14,15 @@ export default class Echo implements AsyncEventHandler {
 
   async onAccept(conn: ConnCtx): Promise<void> {
     for (;;) {
-      // Echo whatever arrived; send() waits for send-pool space instead of failing.
-      let chunk: Uint8Array | null = null
+      // Echo what arrived, but never more than the send pool takes right now:
+      // the rest stays in the receive buffers (no copy) until there is room.
+      if (conn.sendCapacity === 0) await conn.waitForSendRoom()
       const n = await conn.withData((data) => {
-        chunk = data.slice()
-        return ParseResult.consumed(data.length)
+        const k = Math.min(data.length, conn.sendCapacity)
+        conn.sendNowait(k === data.length ? data : data.subarray(0, k))
+        return ParseResult.consumed(k)
       })
       if (n === 0) break // the peer closed
-      await conn.send(chunk!)
     }
   }
 }

@@ -3,6 +3,7 @@
 // class keeps the receive accumulator, the parser protocol of withData, and the
 // send queue's promises.
 import { RecvError, SendError } from "./errors"
+import { RecvBuffer, type BufferLender } from "./recv"
 import { SendQueue, type SendPool } from "./send"
 
 /** What a withData parser returns. Encoded as a number so parsing allocates nothing. */
@@ -24,6 +25,8 @@ export type DataParser = (data: Uint8Array, eof: boolean) => ParseResult
 export interface ConnBackend {
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
+  /** Lends receive buffers (io_uring's provided buffers); null when data must be copied at once. */
+  readonly lender: BufferLender | null
   /** The queue has bytes and nothing is in flight: start sending. */
   transmit(conn: ConnCtx): void
   /** Close once the send queue has drained (or at once if `abort`). */
@@ -43,8 +46,6 @@ interface Reader {
   reject: (e: Error) => void
 }
 
-const EMPTY = new Uint8Array(0)
-
 export class ConnCtx {
   /** Unique per worker. */
   readonly id: number
@@ -53,10 +54,8 @@ export class ConnCtx {
   readonly slot: number
   readonly gen: number
 
-  // Receive accumulator: unread bytes are acc[start, end).
-  private acc: Uint8Array = EMPTY
-  private start = 0
-  private end = 0
+  /** Unread received bytes. */
+  private readonly rx: RecvBuffer
   /** Bytes the parser asked to see before it is called again. */
   private need = 1
   private reader: Reader | null = null
@@ -83,6 +82,7 @@ export class ConnCtx {
     this.gen = gen
     this.id = id
     this.sendQueue = new SendQueue(backend.pool)
+    this.rx = new RecvBuffer(backend.lender)
   }
 
   get peerAddr(): string {
@@ -100,21 +100,22 @@ export class ConnCtx {
 
   /** Unread buffered bytes. */
   get buffered(): number {
-    return this.end - this.start
+    return this.rx.size
   }
 
   // ── receive ────────────────────────────────────────────────────────────
 
   /**
-   * Calls `parse` with the buffered bytes once there are any (and again as more
-   * arrive while it asks for more); resolves to the bytes it consumed, or 0 at
-   * end of stream. Unparsed bytes at end of stream are shown once more with
-   * `eof` set before withData resolves 0.
+   * Calls `parse` with buffered bytes once there are any (a prefix of them when
+   * they sit in several receive buffers; all of them whenever the parser asks for
+   * more), and again as more arrive while it asks for more; resolves to the bytes
+   * it consumed, or 0 at end of stream. Unparsed bytes at end of stream are shown
+   * once more with `eof` set before withData resolves 0.
    */
   withData(parse: DataParser): Promise<number> {
     if (this.reader !== null) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
-    if (this.buffered >= this.need) {
-      const n = this.runParser(parse, this.acc.subarray(this.start, this.end), false)
+    if (this.rx.size >= this.need) {
+      const n = this.parseBuffered(parse)
       if (n !== 0) return n > 0 ? Promise.resolve(n) : Promise.reject(this.tooLarge())
     }
     if (this.eof || this.closed) return Promise.resolve(this.finalLook(parse))
@@ -123,35 +124,43 @@ export class ConnCtx {
     })
   }
 
-  /** Backend: bytes arrived. `data` is only valid during this call. */
-  deliver(data: Uint8Array): void {
-    if (this.closed) return
+  /**
+   * Backend: bytes arrived. `data` is valid only during this call, unless
+   * `token` >= 0: then the backend lends the buffer until it is released.
+   */
+  deliver(data: Uint8Array, token = -1): void {
+    if (this.closed) {
+      if (token >= 0) this.backend.lender!.release(token)
+      return
+    }
     this.idleTicks = 0
     this.bytesReceived += data.length
     const r = this.reader
-    if (r !== null && this.buffered === 0 && data.length >= this.need) {
+    if (r !== null && this.rx.size === 0 && data.length >= this.need) {
       // Fast path: parse straight from the receive buffer, keep only the rest.
       let n: number
       try {
-        n = this.runParser(r.parse, data, false)
+        n = this.settle(r.parse(data, false), data.length)
       } catch (e) {
         this.reader = null
-        this.append(data)
+        this.rx.push(data, token)
         r.reject(e as Error)
         return
       }
       if (n > 0) {
         this.reader = null
-        if (n < data.length) this.append(data.subarray(n))
+        if (n < data.length) this.rx.push(data.subarray(n), token)
+        else if (token >= 0) this.backend.lender!.release(token)
         r.resolve(n)
         return
       }
-      this.append(data)
+      this.rx.push(data, token)
+      if (n < 0) return this.failReader(this.tooLarge())
     } else {
-      this.append(data)
-      if (r !== null && this.buffered >= this.need) this.wakeReader()
+      this.rx.push(data, token)
+      if (r !== null && this.rx.size >= this.need) this.wakeReader()
     }
-    if (this.buffered > this.backend.recvAccumulatorMax) {
+    if (this.rx.size > this.backend.recvAccumulatorMax) {
       if (this.reader !== null) this.failReader(this.tooLarge())
       else if (!this.recvPaused) {
         this.recvPaused = true
@@ -176,31 +185,48 @@ export class ConnCtx {
     }
   }
 
-  /** Runs the parser; returns bytes consumed, 0 to wait, -1 when the buffer is over its bound. */
-  private runParser(parse: DataParser, view: Uint8Array, eof: boolean): number {
-    const result = parse(view, eof) as number
-    if (result > 0) {
-      const n = Math.min(result, view.length)
-      if (view.buffer === this.acc.buffer && this.buffered > 0) this.advance(n)
-      this.need = 1
-      return n
+  /** Runs the parser on buffered bytes: consumed count, 0 to wait for more, -1 when over the bound. */
+  private parseBuffered(parse: DataParser): number {
+    let view = this.rx.front()
+    let result = parse(view, false) as number
+    if (result <= 0 && this.rx.size > view.length) {
+      view = this.rx.all() // the parser wants more than one receive buffer holds
+      result = parse(view, false) as number
     }
-    this.need = result <= -2 ? Math.max(-2 - result, view.length + 1) : view.length + 1
-    if (!eof && this.need > this.backend.recvAccumulatorMax) return -1
-    return 0
+    const n = this.settle(result, view.length)
+    if (n > 0) this.consumed(n)
+    return n
+  }
+
+  /** Interprets a parser result for a view of `len` bytes: bytes consumed, 0 to wait, -1 when over the bound. */
+  private settle(result: number, len: number): number {
+    if (result > 0) {
+      this.need = 1
+      return Math.min(result, len)
+    }
+    this.need = result <= -2 ? Math.max(-2 - result, len + 1) : len + 1
+    return this.need > this.backend.recvAccumulatorMax ? -1 : 0
+  }
+
+  private consumed(n: number): void {
+    this.rx.consume(n)
+    if (this.recvPaused && this.rx.size <= this.backend.recvAccumulatorMax / 2) {
+      this.recvPaused = false
+      this.backend.resumeRecv(this)
+    }
   }
 
   /** At end of stream: one last look at leftovers; returns what the parser consumed (0 = done). */
   private finalLook(parse: DataParser): number {
-    if (this.buffered === 0) return 0
-    const view = this.acc.subarray(this.start, this.end)
+    if (this.rx.size === 0) return 0
+    const view = this.rx.all()
     const result = parse(view, true) as number
     if (result > 0) {
       const n = Math.min(result, view.length)
-      this.advance(n)
+      this.consumed(n)
       return n
     }
-    this.start = this.end = 0 // the parser declined the tail: it is discarded, as it asked
+    this.rx.clear() // the parser declined the tail: it is discarded, as it asked
     return 0
   }
 
@@ -208,7 +234,7 @@ export class ConnCtx {
     const r = this.reader!
     let n: number
     try {
-      n = this.runParser(r.parse, this.acc.subarray(this.start, this.end), false)
+      n = this.parseBuffered(r.parse)
     } catch (e) {
       this.reader = null
       r.reject(e as Error)
@@ -231,35 +257,6 @@ export class ConnCtx {
     return new RecvError("EMSGSIZE", `connection ${this.id}: parser needs more than recvAccumulatorMax (${this.backend.recvAccumulatorMax}) bytes`)
   }
 
-  private advance(n: number): void {
-    this.start += n
-    if (this.start === this.end) this.start = this.end = 0
-    if (this.recvPaused && this.buffered <= this.backend.recvAccumulatorMax / 2) {
-      this.recvPaused = false
-      this.backend.resumeRecv(this)
-    }
-  }
-
-  private append(data: Uint8Array): void {
-    const n = data.length
-    if (this.end + n > this.acc.length) {
-      const live = this.buffered
-      if (live + n <= this.acc.length && this.start > 0) {
-        this.acc.copyWithin(0, this.start, this.end)
-      } else {
-        let cap = Math.max(this.acc.length * 2, 4096)
-        while (cap < live + n) cap *= 2
-        const grown = new Uint8Array(cap)
-        grown.set(this.acc.subarray(this.start, this.end))
-        this.acc = grown
-      }
-      this.start = 0
-      this.end = live
-    }
-    this.acc.set(data, this.end)
-    this.end += n
-  }
-
   // ── send ───────────────────────────────────────────────────────────────
 
   private checkWritable(): void {
@@ -279,6 +276,11 @@ export class ConnCtx {
       throw new SendError("ENOBUFS", `connection ${this.id}: send pool full (${bytes.length} bytes refused; use send() or ConnStream.writeAll to wait)`)
     }
     if (this.sendQueue.inFlight === 0) this.backend.transmit(this)
+  }
+
+  /** Bytes sendNowait accepts right now (pool room plus room left in this connection's last slot). */
+  get sendCapacity(): number {
+    return this.writeClosed ? 0 : this.sendQueue.capacity()
   }
 
   /** Resolves when the send pool frees a slot; throws SendError if the connection cannot send. */
@@ -325,7 +327,7 @@ export class ConnCtx {
     if (this.closed) return
     this.closed = true
     this.writeClosed = true
-    this.start = this.end = 0
+    this.rx.clear()
     const r = this.reader
     this.reader = null
     r?.resolve(0)
@@ -336,6 +338,7 @@ export class ConnCtx {
   abort(code: string): number {
     const lost = this.failSends(code)
     this.deliverEof(code)
+    this.rx.clear()
     if (!this.closed) {
       this.closed = true
       this.backend.close(this, true)

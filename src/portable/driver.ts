@@ -66,6 +66,8 @@ export class PortableDriver implements Driver, ConnBackend {
   readonly backend = "portable" as const
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
+  /** Bun may reuse a data callback's buffer after it returns: received bytes are always copied. */
+  readonly lender = null
   private readonly cfg: Config
   private readonly counters: Float64Array
 

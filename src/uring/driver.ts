@@ -13,6 +13,7 @@ import { check, errnoName, Errno, NativeError } from "../native/errno"
 import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag } from "../native/layout"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, TimerExhaustedError } from "../errors"
+import type { BufferLender } from "../recv"
 import { SendPool } from "../send"
 import { udpMaxDatagram, type UdpCtx } from "../udp"
 import { Kind } from "./kinds"
@@ -78,6 +79,20 @@ export class UringDriver implements Driver, ConnBackend {
   readonly ring: Ring
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
+  /**
+   * Connections keep provided buffers until their parser has consumed them (no
+   * copy), within a budget of half the ring so one slow reader cannot starve
+   * the rest; beyond it, received bytes are copied and the buffer goes back.
+   */
+  readonly lender: BufferLender = {
+    release: (bid: number) => {
+      this.heldBuffers--
+      if (!this.destroyed) this.recvRing.giveBack(bid) // after destroy the ring's memory is gone
+    },
+  }
+  private heldBuffers = 0
+  private readonly holdBudget: number
+  private destroyed = false
   private readonly cfg: Config
   private readonly counters: Float64Array
   private readonly recvRing: BufferRing
@@ -134,6 +149,7 @@ export class UringDriver implements Driver, ConnBackend {
     this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, tcpSlab, cfg.maxConnections)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
     this.recvRing = new BufferRing(this.ring, TCP_BGID, cfg.recvBuffer.ringSize, cfg.recvBuffer.bufferSize)
+    this.holdBudget = cfg.recvBuffer.ringSize >> 1
 
     const max = cfg.maxConnections
     this.conns = new Array(max)
@@ -464,9 +480,16 @@ export class UringDriver implements Driver, ConnBackend {
     if (bid >= 0) {
       if (conn !== undefined && res > 0 && !(this.state[slot]! & CLOSING)) {
         this.counters[C.bytesReceived]! += res
-        conn.deliver(this.recvRing.view(bid, res))
+        if (this.heldBuffers < this.holdBudget) {
+          this.heldBuffers++
+          conn.deliver(this.recvRing.view(bid, res), bid) // lent: it comes back through lender.release
+        } else {
+          conn.deliver(this.recvRing.view(bid, res)) // over budget: copied during the call
+          this.recvRing.giveBack(bid)
+        }
+      } else {
+        this.recvRing.giveBack(bid)
       }
-      this.recvRing.giveBack(bid)
     }
     if (flags & CQE_F_MORE || conn === undefined) return
     // The multishot recv ended: decide whether it comes back.
@@ -750,6 +773,7 @@ export class UringDriver implements Driver, ConnBackend {
     await this.loopDone
     await this.notifyReader?.cancel().catch(() => undefined)
     // Tearing the ring down cancels what is still in flight; then the fds it no longer holds close.
+    this.destroyed = true
     this.ring.destroy()
     const close = (fd: number) => fd >= 0 && this.ring.sym.ringline_socket_close(fd)
     for (const l of this.listeners) close(l.fd)
