@@ -1,14 +1,15 @@
 // The benchmark harness: every server under the same loads, one at a time,
 // server pinned to CPU 1 and the C load generator to CPU 0. Reports throughput
-// and server CPU time per operation (from /proc/<pid>/stat), repeated, with
+// and server CPU time per operation (every server thread's schedstat run time), repeated, with
 // each server's ratio to the C io_uring server paired within a repetition.
+// Each cell is preceded by a short run of the same load (warm-up, not measured).
 //
 //   bun bench/run.ts                 full run (3 repetitions × 3 s cells)
 //   bun bench/run.ts --quick         smoke run (1 repetition × 1 s cells)
 //   BENCH_REPS=5 BENCH_SECONDS=5 bun bench/run.ts
 //
 // Needs `zig build bench` (zig-out/bin/loadgen, echo_uring, echo_epoll) and `node` on PATH.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, release } from "node:os"
 
 const quick = process.argv.includes("--quick")
@@ -17,7 +18,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 3))
 const root = new URL("../", import.meta.url).pathname
 const bin = (name: string) => `${root}zig-out/bin/${name}`
 const bun = process.execPath
-const CLK_TCK = 100
 
 interface ServerSpec {
   name: string
@@ -75,10 +75,17 @@ interface Cell {
   load: LoadResult
 }
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return Number(fields[11]) + Number(fields[12]) // utime + stime (fields 14, 15), whole process
+/** CPU seconds the server has used so far: every thread's run time from schedstat (ns resolution). */
+function cpuSeconds(pid: number): number {
+  let ns = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0])
+    } catch {
+      // a thread that exited between the listing and the read
+    }
+  }
+  return ns / 1e9
 }
 
 function rssKiB(pid: number): number {
@@ -90,6 +97,7 @@ interface Running {
   pid: number
   tcp: string
   udp: string
+  exited: () => boolean
   stop: () => Promise<void>
 }
 
@@ -114,6 +122,7 @@ async function startServer(spec: ServerSpec, cpu: string, extraArgs: string[] = 
     pid: child.pid,
     tcp: tcp!,
     udp: udp!,
+    exited: () => child.exitCode !== null || child.signalCode !== null,
     stop: async () => {
       child.kill("SIGTERM")
       const t = setTimeout(() => child.kill("SIGKILL"), 3000)
@@ -134,12 +143,25 @@ async function loadgen(args: string[], cpu = "0"): Promise<LoadResult> {
   }
 }
 
+/** The same load, shortened: JIT-compiled servers are measured warm, as they run in production. */
+function warmupArgs(args: string[]): string[] {
+  const short: Record<string, string> = { "--seconds": "0.3", "--bytes": String(16 << 20), "--count": "256" }
+  return args.map((a, i) => (i > 0 && short[args[i - 1]!] !== undefined ? short[args[i - 1]!]! : a))
+}
+
 async function measure(server: Running, row: RowSpec): Promise<Omit<Cell, "row" | "server" | "rep">> {
-  const before = cpuTicks(server.pid)
-  const load = await loadgen(row.args(server.tcp, server.udp))
-  const cpuSeconds = (cpuTicks(server.pid) - before) / CLK_TCK
+  await loadgen(warmupArgs(row.args(server.tcp, server.udp)))
+  let before: number, after: number, load: LoadResult
+  try {
+    before = cpuSeconds(server.pid)
+    load = await loadgen(row.args(server.tcp, server.udp))
+    after = cpuSeconds(server.pid)
+  } catch {
+    // the server died under this load: a failed cell, never a number
+    return { ok: false, load: { ok: false, ops: 0, seconds: 0, errors: 1, error: "server exited" }, opsPerSec: 0, cpuUsPerOp: NaN }
+  }
   const ok = load.ok && load.ops > 0 && load.errors === 0
-  return { ok, load, opsPerSec: ok ? load.ops / load.seconds : 0, cpuUsPerOp: ok ? (cpuSeconds * 1e6) / load.ops : NaN }
+  return { ok, load, opsPerSec: ok ? load.ops / load.seconds : 0, cpuUsPerOp: ok ? ((after - before) * 1e6) / load.ops : NaN }
 }
 
 const median = (xs: number[]) => {
@@ -160,6 +182,7 @@ for (let rep = 0; rep < REPS; rep++) {
       continue
     }
     for (const row of ROWS) {
+      if (server.exited()) server = await startServer(spec, "1") // a crash fails one cell, not the rest
       const m = await measure(server, row)
       cells.push({ row: row.name, server: spec.name, rep, ...m })
       console.error(`rep ${rep + 1}/${REPS} ${spec.name.padEnd(18)} ${row.name.padEnd(44)} ${m.ok ? `${m.opsPerSec.toFixed(0)} ops/s, ${fmt(m.cpuUsPerOp)} µs CPU/op` : `FAILED ${JSON.stringify(m.load)}`}`)
@@ -211,9 +234,9 @@ const extras: string[] = []
   const idleSeconds = quick ? 2 : 10
   const server = await startServer(ringline, "0,1", ["2"])
   await Bun.sleep(500)
-  const before = cpuTicks(server.pid)
+  const before = cpuSeconds(server.pid)
   await Bun.sleep(idleSeconds * 1000)
-  const pct = ((cpuTicks(server.pid) - before) / CLK_TCK / idleSeconds) * 100
+  const pct = ((cpuSeconds(server.pid) - before) / idleSeconds) * 100
   extras.push(`| idle CPU, 2-worker ringline io_uring server over ${idleSeconds} s | ${pct.toFixed(2)} % of one core |`)
   await server.stop()
 }

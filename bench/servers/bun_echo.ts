@@ -48,8 +48,13 @@ const udp = await Bun.udpSocket({
   port: 0,
   socket: {
     data(s, d, port, address) {
-      s.send(d, port, address)
+      try {
+        s.send(d, port, address)
+      } catch {
+        // an ICMP error from an earlier datagram (peer port closed): that peer only
+      }
     },
+    error() {},
   },
 })
 console.log(`ready 127.0.0.1:${tcp.port} 127.0.0.1:${udp.port}`)
