@@ -1,146 +1,182 @@
 // The portable backend: the same runtime over Bun's own sockets (Bun.listen,
-// Bun.connect, Bun.udpSocket), for machines without io_uring. It keeps the
-// io_uring backend's bounds and timing: sends are copied into the same
-// fixed-size pool and written at the end of the current turn (so a burst
-// coalesces and a full pool refuses exactly as on io_uring); a short write waits
-// for `drain` and resumes where it stopped.
-import type { Socket, TCPSocketListener, UnixSocketListener } from "bun"
-import { existsSync, unlinkSync } from "node:fs"
-import { connect as netConnect } from "node:net"
+// Bun.connect, Bun.udpSocket), for machines where io_uring or libringline.so is
+// unavailable. It keeps the io_uring backend's bounds and timing:
+//
+// - Sends are copied into a send pool of the same size and written at the end of
+//   the current turn, so a burst coalesces and a full pool refuses (ENOBUFS) as
+//   it does on io_uring, where bytes leave the pool only after the ring runs.
+// - Bun's socket.write copies what it accepts and returns that count; it keeps
+//   nothing else (measured on Bun 1.4.4: bytes received == sum of returns, also
+//   inside callbacks). A short write therefore waits for `drain` and resumes at
+//   the first byte Bun refused.
+// - Because write() copies synchronously, no pool byte is ever referenced after
+//   the call: sendQueue.inFlight stays 0 and ConnCtx may keep appending to the
+//   tail slot while a connection waits for drain (the state bits below keep
+//   transmit() idempotent instead).
+import type { Socket, SocketHandler, TCPSocketListenOptions } from "bun"
+import { statSync, unlinkSync } from "node:fs"
+import { isIP } from "node:net"
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { abortError, ConnectError, NativeError, TimerExhaustedError } from "../errors"
-import { errnoNumber } from "../native/errno"
 import { C } from "../metrics"
 import { SendPool } from "../send"
 import type { UdpCtx } from "../udp"
-import { PortableUdp } from "./udp"
+import { PortableUdp, UdpSendSlots } from "./udp"
 
-/** Per-socket data: the connection's slot, or -1 before it has one. */
-interface SlotRef {
+/** What each Bun socket carries. */
+interface SockData {
+  /** The connection's slot; -1 when it has none (refused, or a connect that was given up). */
   slot: number
+  /** The path of a unix socket (null for TCP). */
+  unix: string | null
   outbound: boolean
 }
 
-type BunSocket = Socket<SlotRef>
-type Listener = TCPSocketListener<SlotRef> | UnixSocketListener<SlotRef>
+type BunSocket = Socket<SockData>
 
-/** Splits "host:port" / "[v6]:port" / "unix:/path"; throws ConnectError EINVAL. */
-export function splitAddr(addr: string): { unix: string } | { hostname: string; port: number } {
-  if (addr.startsWith("unix:")) {
-    if (addr.length <= 5) throw new ConnectError("EINVAL", addr, `"${addr}" names no path`)
-    return { unix: addr.slice(5) }
-  }
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(addr) ?? /^((?:\d{1,3}\.){3}\d{1,3}|localhost):(\d{1,5})$/.exec(addr)
-  const port = m ? Number(m[2]) : -1
-  const octetsOk = m === null || m[1]!.includes(":") || m[1] === "localhost" || m[1]!.split(".").every((o) => Number(o) <= 255)
-  if (m === null || port > 65535 || !octetsOk) throw new ConnectError("EINVAL", addr, `"${addr}" is not host:port, [v6]:port or unix:/path`)
-  return { hostname: m[1] === "localhost" ? "127.0.0.1" : m[1]!, port }
+interface PendingConnect {
+  addr: string
+  resolve: (conn: ConnCtx) => void
+  reject: (e: Error) => void
+  /** Clears the timeout and the abort listener. */
+  settle: () => void
 }
 
-export function joinAddr(host: string, port: number): string {
+// Per-slot state bits.
+const DIRTY = 1 // queued for the end-of-turn write
+const AWAIT_DRAIN = 2 // Bun took less than offered; the rest goes on `drain`
+const SHUTWR_PENDING = 4
+const CLOSE_PENDING = 8
+const CLOSING = 16 // end() was called; Bun's close callback frees the slot
+
+const EINVAL = 22
+/** setTimeout's limit (2^31 − 1 ms); longer sleeps are chained. */
+const MAX_TIMEOUT_MS = 0x7fffffff
+
+/** "a.b.c.d:port" / "[v6]:port" / "localhost:port" / "unix:/path"; null if it is none of these. */
+function splitAddr(addr: string): { unix: string } | { hostname: string; port: number } | null {
+  if (addr.startsWith("unix:")) return addr.length > 5 ? { unix: addr.slice(5) } : null
+  const v6 = addr.startsWith("[")
+  const sep = v6 ? addr.indexOf("]:") : addr.lastIndexOf(":")
+  if (sep < 0) return null
+  const host = v6 ? addr.slice(1, sep) : addr.slice(0, sep)
+  const portText = addr.slice(sep + (v6 ? 2 : 1))
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : -1
+  if (port < 0 || port > 65535) return null
+  if (!v6 && host === "localhost") return { hostname: "127.0.0.1", port }
+  return isIP(host) === (v6 ? 6 : 4) ? { hostname: host, port } : null
+}
+
+function joinAddr(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 }
 
-/** A unix socket file that nobody listens on is stale: remove it so bind succeeds. */
+/** A unix socket file nobody listens on is stale (as on io_uring: only a socket, only on ECONNREFUSED). */
 async function removeStaleUnixSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = netConnect(path)
-    probe.once("connect", () => (probe.destroy(), resolve(true)))
-    probe.once("error", () => resolve(false))
-  })
-  if (!live) unlinkSync(path)
+  let isSocket = false
+  try {
+    isSocket = statSync(path).isSocket()
+  } catch {
+    return // nothing there
+  }
+  if (!isSocket) return
+  const refused = await Bun.connect({ unix: path, socket: { data() {} } }).then(
+    (probe) => (probe.terminate(), false),
+    (e: unknown) => (e as { code?: string }).code === "ECONNREFUSED",
+  )
+  if (refused) unlinkSync(path)
 }
 
-const errorCode = (e: unknown, fallback: string) => ((e as { code?: string }).code ?? fallback)
-
-// Per-slot send state.
-const DIRTY = 1 // queued for the end-of-turn flush
-const AWAIT_DRAIN = 2 // Bun took part of a write; the rest waits for `drain`
-const CLOSE_PENDING = 4
-const SHUTWR_PENDING = 8
+/** Bun's socket errors carry a node-style code and errno (its sign varies by call). */
+function bunErrno(e: unknown): { code: string | undefined; errno: number } {
+  const { code, errno } = e as { code?: string; errno?: number }
+  return { code, errno: typeof errno === "number" && errno !== 0 ? Math.abs(errno) : 5 /* EIO */ }
+}
 
 export class PortableDriver implements Driver, ConnBackend {
   readonly backend = "portable" as const
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
-  /** Bun may reuse a data callback's buffer after it returns: received bytes are always copied. */
+  /**
+   * No lending: ConnCtx copies what `data` delivers. (Bun 1.4.4 does hand each callback
+   * a fresh buffer, but nothing promises it, and lending it measured no clear gain.)
+   */
   readonly lender = null
   private readonly cfg: Config
   private readonly counters: Float64Array
 
+  // Connection table, indexed by slot: the same bound (Config.maxConnections) as io_uring.
   private readonly conns: Array<ConnCtx | undefined>
   private readonly sockets: Array<BunSocket | undefined>
   private readonly gens: Uint32Array
   private readonly state: Uint8Array
-  private readonly freeSlots: number[] = []
-  private readonly closeCodes: Array<string | undefined>
+  private readonly freeSlots: Int32Array
+  private freeCount: number
   private nextConnId = 1
   private dirty: number[] = []
   private flushScheduled = false
-  private tickScheduled = false
 
-  private readonly listeners: Listener[] = []
+  private readonly connecting = new Map<number, PendingConnect>()
+  private readonly listeners: Array<{ stop(closeActiveConnections?: boolean): void }> = []
   private accepting = true
+
+  private readonly udpSlots: UdpSendSlots
   private readonly udps: PortableUdp[] = []
-  private liveTimers = 0
+
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  private liveTimers = 0
+
+  private tickScheduled = false
+  private notifyScheduled = false
+  private destroying = false
+  private destroyed = false
 
   constructor(private readonly host: DriverHost) {
     const cfg = (this.cfg = host.config)
     this.counters = host.counters
     this.pool = new SendPool(new Uint8Array(cfg.sendCopyCount * cfg.sendCopySlotSize), 0, cfg.sendCopySlotSize, cfg.sendCopyCount, host.counters)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
+    this.udpSlots = new UdpSendSlots(cfg.udpSendSlots)
     const max = cfg.maxConnections
     this.conns = new Array(max)
     this.sockets = new Array(max)
-    this.closeCodes = new Array(max)
     this.gens = new Uint32Array(max)
     this.state = new Uint8Array(max)
-    for (let i = max - 1; i >= 0; i--) this.freeSlots.push(i)
+    this.freeSlots = new Int32Array(max)
+    for (let i = 0; i < max; i++) this.freeSlots[i] = max - 1 - i
+    this.freeCount = max
   }
 
-  // ── sockets from Bun ───────────────────────────────────────────────────
+  // ── events from Bun ────────────────────────────────────────────────────
 
-  /** The callbacks every TCP/unix socket shares, accepted or outbound. */
-  private readonly handlers = {
-    open: (socket: BunSocket) => {
-      if (socket.data?.outbound) return // connect() takes it from here
-      socket.data = { slot: -1, outbound: false } // accepted: each socket gets its own
-      if (!this.accepting || this.freeSlots.length === 0) {
-        this.counters[C.connectionsRefused]!++
-        socket.terminate()
-        return
-      }
-      const conn = this.openConn(socket)
-      this.counters[C.connectionsAccepted]!++
-      this.host.onConnection(conn)
-      this.scheduleTick()
-    },
-    data: (socket: BunSocket, data: Buffer) => {
-      const conn = this.connOf(socket)
-      if (conn === undefined) return
-      this.counters[C.bytesReceived]! += data.length
-      conn.deliver(data)
-      this.scheduleTick()
-    },
-    drain: (socket: BunSocket) => {
-      const slot = socket.data.slot
-      if (slot < 0 || !(this.state[slot]! & AWAIT_DRAIN)) return
-      this.state[slot]! &= ~AWAIT_DRAIN
-      this.writeOut(slot)
-    },
-    end: (socket: BunSocket) => {
-      this.connOf(socket)?.deliverEof()
-      this.scheduleTick()
-    },
-    error: (socket: BunSocket, error: Error) => {
-      const slot = socket.data.slot
-      if (slot >= 0) this.closeCodes[slot] = errorCode(error, "ECONNRESET")
-    },
-    close: (socket: BunSocket) => this.onClosed(socket),
+  /** Callbacks shared by accepted and outbound sockets; `open` differs. */
+  private handlers(open: (socket: BunSocket) => void): SocketHandler<SockData> {
+    return {
+      open,
+      data: (socket, data) => {
+        const conn = this.connOf(socket)
+        if (conn === undefined) return
+        this.counters[C.bytesReceived]! += data.length
+        conn.deliver(data)
+        this.eventsHappened()
+      },
+      drain: (socket) => {
+        // Bun also calls drain when nothing was refused (e.g. after the peer's FIN): act only when waiting.
+        const slot = socket.data.slot
+        if (slot < 0 || !(this.state[slot]! & AWAIT_DRAIN)) return
+        this.state[slot]! &= ~AWAIT_DRAIN
+        this.writeOut(slot)
+        this.eventsHappened()
+      },
+      end: (socket) => {
+        this.connOf(socket)?.deliverEof()
+        this.eventsHappened()
+      },
+      // A reset arrives here as `error` (ECONNRESET); Bun's `error` callback is for exceptions thrown by callbacks.
+      close: (socket, error) => this.onClosed(socket, error),
+    }
   }
 
   private connOf(socket: BunSocket): ConnCtx | undefined {
@@ -148,97 +184,142 @@ export class PortableDriver implements Driver, ConnBackend {
     return slot >= 0 ? this.conns[slot] : undefined
   }
 
-  private openConn(socket: BunSocket): ConnCtx {
-    const slot = this.freeSlots.pop()!
+  private accepted(socket: BunSocket, unix: string | null): void {
+    socket.data = { slot: -1, unix, outbound: false } // one object per socket (a listener's `data` would be shared)
+    if (!this.accepting || this.freeCount === 0) {
+      // Table full: close at once, as io_uring does.
+      this.counters[C.connectionsRefused]!++
+      socket.end()
+      return
+    }
+    const conn = this.openConn(this.freeSlots[--this.freeCount]!, socket)
+    this.counters[C.connectionsAccepted]!++
+    this.host.onConnection(conn)
+    this.eventsHappened()
+  }
+
+  private connected(socket: BunSocket): void {
+    const slot = socket.data.slot
+    const pending = slot >= 0 ? this.connecting.get(slot) : undefined
+    if (pending === undefined) {
+      socket.terminate() // the caller gave up (timeout, abort, shutdown) before the connect completed
+      return
+    }
+    this.connecting.delete(slot)
+    pending.settle()
+    const conn = this.openConn(slot, socket)
+    this.counters[C.connectionsConnected]!++
+    pending.resolve(conn)
+    this.eventsHappened()
+  }
+
+  private openConn(slot: number, socket: BunSocket): ConnCtx {
     socket.data.slot = slot
     this.sockets[slot] = socket
     this.state[slot] = 0
-    this.closeCodes[slot] = undefined
-    if (this.cfg.tcpNodelay) socket.setNoDelay(true)
+    if (socket.data.unix === null) socket.setNoDelay(this.cfg.tcpNodelay)
     const conn = new ConnCtx(this, slot, this.gens[slot]!, this.nextConnId++)
     this.conns[slot] = conn
     return conn
   }
 
-  private onClosed(socket: BunSocket): void {
+  /**
+   * Bun closed the socket (after our end(), a reset, or both halves shut): sends
+   * fail and the reader sees end of stream. The slot stays with the connection
+   * until its handler has closed it too, as on io_uring, where the descriptor
+   * lives until close: the table bounds live handlers, not just live sockets.
+   */
+  private onClosed(socket: BunSocket, error: Error | undefined): void {
     const slot = socket.data.slot
     const conn = slot >= 0 ? this.conns[slot] : undefined
     if (conn === undefined) return
     socket.data.slot = -1
-    // We closed it: later sends are ENOTCONN; the peer went away: EPIPE, or the socket's error.
-    const code = this.closeCodes[slot] ?? (conn.isClosed ? "ENOTCONN" : "EPIPE")
-    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
-    conn.failSends(code)
-    conn.deliverEof(this.closeCodes[slot] ?? null)
-    this.conns[slot] = undefined
     this.sockets[slot] = undefined
     this.state[slot] = 0
-    this.gens[slot] = (this.gens[slot]! + 1) >>> 0
-    this.freeSlots.push(slot)
-    this.counters[C.connectionsClosed]!++
-    this.host.onConnectionClosed(conn)
-    this.scheduleTick()
+    const code = error === undefined ? null : ((error as { code?: string }).code ?? "EIO")
+    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
+    conn.failSends(code ?? "ENOTCONN")
+    conn.deliverEof(code)
+    if (conn.isClosed || this.destroying) this.release(slot, conn)
+    this.eventsHappened()
   }
 
-  /** One onTick per event-loop turn that delivered events. */
-  private scheduleTick(): void {
-    if (this.tickScheduled) return
+  private release(slot: number, conn: ConnCtx): void {
+    this.conns[slot] = undefined
+    this.releaseSlot(slot)
+    this.counters[C.connectionsClosed]!++
+    this.host.onConnectionClosed(conn)
+  }
+
+  /** host.onTick once per event-loop turn that processed events (Bun runs setImmediate after the turn's I/O). */
+  private eventsHappened(): void {
+    if (this.tickScheduled || this.destroyed) return
     this.tickScheduled = true
     setImmediate(() => {
       this.tickScheduled = false
-      this.host.onTick()
+      if (!this.destroyed) this.host.onTick()
     })
   }
 
   // ── listen / bind ──────────────────────────────────────────────────────
 
   async bindTcp(addr: string): Promise<string> {
-    try {
-      return await this.listen(addr)
-    } catch (e) {
-      const code = errorCode(e, "EINVAL")
-      throw new NativeError("listen", -errnoNumber(code), `${addr}: ${(e as Error).message}`)
-    }
-  }
-
-  private async listen(addr: string): Promise<string> {
     const where = splitAddr(addr)
-    const options = { allowHalfOpen: true, socket: this.handlers }
-    if ("unix" in where) {
-      await removeStaleUnixSocket(where.unix)
-      this.listeners.push(Bun.listen<SlotRef>({ ...options, unix: where.unix }))
-      return `unix:${where.unix}`
+    if (where === null) throw new NativeError("parse address", -EINVAL, `"${addr}" is not host:port, [v6]:port or unix:/path`)
+    try {
+      if ("unix" in where) {
+        const path = where.unix
+        await removeStaleUnixSocket(path)
+        const socket = this.handlers((s) => this.accepted(s, path))
+        this.listeners.push(Bun.listen<SockData>({ unix: path, allowHalfOpen: true, socket }))
+        return `unix:${path}`
+      }
+      // allowHalfOpen: without it Bun closes the socket when the peer half-closes, and the tail of an echo is lost.
+      // reusePort: every worker listens on the same port, as io_uring does with SO_REUSEPORT
+      // (Bun.listen honours it; its typings only declare it for connect).
+      const options = { hostname: where.hostname, port: where.port, allowHalfOpen: true, reusePort: true, socket: this.handlers((s) => this.accepted(s, null)) }
+      const listener = Bun.listen<SockData>(options as TCPSocketListenOptions<SockData>)
+      this.listeners.push(listener)
+      return joinAddr(where.hostname, listener.port)
+    } catch (e) {
+      const { errno } = bunErrno(e)
+      throw new NativeError("listen", -errno, addr)
     }
-    // reusePort: each worker listens on the same port and the kernel spreads connections.
-    const reusePort: object = { reusePort: true } // accepted by Bun.listen, missing from its typings
-    const listener = Bun.listen<SlotRef>({ ...options, hostname: where.hostname, port: where.port, ...reusePort })
-    this.listeners.push(listener)
-    return joinAddr(where.hostname, listener.port)
   }
 
   async bindUdp(addr: string): Promise<string> {
     const where = splitAddr(addr)
-    if ("unix" in where) throw new ConnectError("EINVAL", addr, "UDP needs host:port")
-    const udp = await PortableUdp.bind(where.hostname, where.port, this.cfg, this.counters)
+    if (where === null || "unix" in where) throw new NativeError("parse address", -EINVAL, `"${addr}" is not host:port or [v6]:port`)
+    let udp: PortableUdp
+    try {
+      udp = await PortableUdp.bind(where.hostname, where.port, this.cfg, this.counters, this.udpSlots, () => this.eventsHappened())
+    } catch (e) {
+      const { errno } = bunErrno(e)
+      throw new NativeError("bind udp", -errno, addr)
+    }
     this.udps.push(udp)
+    const local = udp.localAddr()
     this.host.onUdpSocket(udp.ctx)
-    return udp.localAddr()
+    return local
   }
 
+  /** Listeners are live from bind on; Bun's event loop is the loop. */
   start(): void {}
 
   // ── send ───────────────────────────────────────────────────────────────
 
   transmit(conn: ConnCtx): void {
-    const slot = conn.slot
-    if (this.conns[slot] !== conn || this.state[slot]! & (DIRTY | AWAIT_DRAIN)) return
+    if (this.conns[conn.slot] === conn) this.schedule(conn.slot)
+  }
+
+  /** Writes (then ends / half-closes as asked) at the end of this turn, unless drain will. */
+  private schedule(slot: number): void {
+    if (this.state[slot]! & (DIRTY | AWAIT_DRAIN | CLOSING) || this.sockets[slot] === undefined) return
     this.state[slot]! |= DIRTY
-    conn.sendQueue.inFlight = 1 // written at the end of this turn, like a submission
     this.dirty.push(slot)
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      queueMicrotask(() => this.flush())
-    }
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    queueMicrotask(() => this.flush())
   }
 
   private flush(): void {
@@ -246,25 +327,28 @@ export class PortableDriver implements Driver, ConnBackend {
     const dirty = this.dirty
     this.dirty = []
     for (const slot of dirty) {
+      if (!(this.state[slot]! & DIRTY)) continue // closed (and possibly reused) since
       this.state[slot]! &= ~DIRTY
       this.writeOut(slot)
     }
   }
 
-  /** Writes queued segments until Bun takes less than offered; then waits for drain. */
+  /** Writes queued segments until Bun takes less than offered (then waits for drain); then a pending shutdown/close. */
   private writeOut(slot: number): void {
-    const conn = this.conns[slot]
-    const socket = this.sockets[slot]
-    if (conn === undefined || socket === undefined) return
+    const conn = this.conns[slot]!
+    const socket = this.sockets[slot]!
     const q = conn.sendQueue
-    const slab = this.pool.slab
     while (q.segmentCount > 0) {
+      // Segments in adjacent pool slots go out in one write (a poor man's sendmsg).
       const off = q.segmentOffset(0)
-      const len = q.segmentLength(0)
-      const n = socket.write(slab.subarray(off, off + len))
+      let len = q.segmentLength(0)
+      for (let i = 1; i < q.segmentCount && q.segmentOffset(i) === off + len; i++) len += q.segmentLength(i)
+      const n = socket.write(this.pool.slab, off, len)
       if (n < 0) {
-        conn.failSends(this.closeCodes[slot] ?? "EPIPE")
-        break
+        // The kernel refused the send (e.g. the peer reset). Bun gives no reason and keeps the
+        // socket open until it is closed; EPIPE is what send(2) reports on a broken connection.
+        conn.failSends("EPIPE")
+        return
       }
       if (n > 0) {
         this.counters[C.bytesSent]! += n
@@ -273,42 +357,55 @@ export class PortableDriver implements Driver, ConnBackend {
       if (n < len) {
         this.counters[C.sendEagain]!++
         this.state[slot]! |= AWAIT_DRAIN
-        q.inFlight = 1
         return
       }
     }
-    q.inFlight = 0
     const st = this.state[slot]!
-    if (st & SHUTWR_PENDING) {
+    if (st & CLOSE_PENDING) {
+      this.state[slot] = CLOSING
+      socket.end() // on Bun 1.4 a full close: the close callback runs (often at once) and frees the slot
+    } else if (st & SHUTWR_PENDING) {
       this.state[slot] = st & ~SHUTWR_PENDING
-      socket.shutdown()
+      socket.shutdown() // SHUT_WR: the peer sees EOF, reading goes on (shutdown(true) would be SHUT_RD)
     }
-    if (st & CLOSE_PENDING) socket.end()
-  }
-
-  private sendIdle(slot: number): boolean {
-    return !(this.state[slot]! & (DIRTY | AWAIT_DRAIN)) && this.conns[slot]!.sendQueue.segmentCount === 0
   }
 
   shutdownWrite(conn: ConnCtx): void {
     const slot = conn.slot
     if (this.conns[slot] !== conn) return
-    if (this.sendIdle(slot)) this.sockets[slot]!.shutdown()
-    else this.state[slot]! |= SHUTWR_PENDING
+    this.state[slot]! |= SHUTWR_PENDING
+    this.schedule(slot)
   }
 
+  /**
+   * Graceful: end once the queue is written. Abort: drop the queue and end now.
+   * Both close the descriptor like io_uring's close (FIN; bytes the kernel already
+   * took still arrive). terminate() would reset the connection and lose those
+   * bytes, which bytesSent and resolved send() calls already report as sent.
+   */
   close(conn: ConnCtx, abort: boolean): void {
     const slot = conn.slot
+    if (this.conns[slot] !== conn) return
     const socket = this.sockets[slot]
-    if (this.conns[slot] !== conn || socket === undefined) return
-    if (abort) socket.terminate()
-    else if (this.sendIdle(slot)) socket.end()
-    else this.state[slot]! |= CLOSE_PENDING
+    if (socket === undefined) return this.release(slot, conn) // Bun closed the socket already
+    if (this.state[slot]! & CLOSING) return
+    if (!abort) {
+      this.state[slot]! |= CLOSE_PENDING
+      this.schedule(slot)
+      return
+    }
+    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
+    conn.failSends("ENOTCONN")
+    this.state[slot] = CLOSING
+    socket.end()
   }
 
+  // ── receive ────────────────────────────────────────────────────────────
+
   pauseRecv(conn: ConnCtx): void {
+    if (this.conns[conn.slot] !== conn) return
     this.counters[C.recvPauses]!++
-    this.sockets[conn.slot]?.pause()
+    this.sockets[conn.slot]?.pause() // Bun stops reading the socket: the kernel buffer fills and TCP pushes back
   }
 
   resumeRecv(conn: ConnCtx): void {
@@ -318,51 +415,65 @@ export class PortableDriver implements Driver, ConnBackend {
   address(conn: ConnCtx, peer: boolean): string {
     const s = this.conns[conn.slot] === conn ? this.sockets[conn.slot] : undefined
     if (s === undefined) return ""
-    if (!s.remoteAddress && !s.localPort) return "unix:"
+    const { unix, outbound } = s.data
+    // Bun reports no addresses for unix sockets; the named end is the listener's path (as getsockname/getpeername give).
+    if (unix !== null) return peer === outbound ? `unix:${unix}` : "unix:"
     return peer ? joinAddr(s.remoteAddress, s.remotePort) : joinAddr(s.localAddress, s.localPort)
   }
 
   // ── connect ────────────────────────────────────────────────────────────
 
-  async connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
+  connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
     const { timeoutMs = 0, signal } = options
-    if (signal?.aborted) throw abortError(signal, `connect ${addr}`)
+    if (signal?.aborted) return Promise.reject(abortError(signal, `connect ${addr}`))
     const where = splitAddr(addr)
-    if (this.freeSlots.length === 0) {
-      throw new ConnectError("EMFILE", addr, `connect ${addr}: all ${this.conns.length} connection slots (Config.maxConnections) are in use`)
+    if (where === null) return Promise.reject(new ConnectError("EINVAL", addr, `"${addr}" is not host:port, [v6]:port or unix:/path`))
+    if (this.freeCount === 0) {
+      return Promise.reject(new ConnectError("EMFILE", addr, `connect ${addr}: all ${this.conns.length} connection slots (Config.maxConnections) are in use`))
     }
-    const data: SlotRef = { slot: -1, outbound: true }
-    const attempt = "unix" in where
-      ? Bun.connect<SlotRef>({ unix: where.unix, allowHalfOpen: true, data, socket: this.handlers })
-      : Bun.connect<SlotRef>({ hostname: where.hostname, port: where.port, allowHalfOpen: true, data, socket: this.handlers })
-    let failure: Error | null = null
-    const settled = new Promise<never>((_, reject) => {
-      const fail = (e: Error) => ((failure = e), reject(e))
-      const timer = timeoutMs > 0 ? setTimeout(() => fail(new ConnectError("ETIMEDOUT", addr, `connect ETIMEDOUT ${addr} (no answer within ${timeoutMs} ms)`)), timeoutMs) : undefined
-      const onAbort = () => fail(abortError(signal, `connect ${addr}`))
+    // The slot is held from now on, as on io_uring; the `open` callback turns it into a connection.
+    const slot = this.freeSlots[--this.freeCount]!
+    const data: SockData = { slot, unix: "unix" in where ? where.unix : null, outbound: true }
+    return new Promise<ConnCtx>((resolve, reject) => {
+      // Bun cannot cancel a connect in progress: giving up frees the slot at once, and a late
+      // success finds no pending entry and is terminated (see connected()).
+      const giveUp = (e: Error) => {
+        if (this.connecting.get(slot) !== pending) return
+        this.connecting.delete(slot)
+        pending.settle()
+        data.slot = -1
+        this.releaseSlot(slot)
+        reject(e)
+      }
+      const timer = timeoutMs > 0 ? setTimeout(() => giveUp(new ConnectError("ETIMEDOUT", addr, `connect ETIMEDOUT ${addr} (no answer within ${timeoutMs} ms)`)), timeoutMs) : undefined
+      const onAbort = () => giveUp(abortError(signal, `connect ${addr}`))
       signal?.addEventListener("abort", onAbort, { once: true })
-      void attempt.finally(() => {
-        clearTimeout(timer)
-        signal?.removeEventListener("abort", onAbort)
-      }).catch(() => undefined)
+      const pending: PendingConnect = {
+        addr,
+        resolve,
+        reject: giveUp,
+        settle: () => {
+          clearTimeout(timer)
+          signal?.removeEventListener("abort", onAbort)
+        },
+      }
+      this.connecting.set(slot, pending)
+      const socket = this.handlers((s) => this.connected(s))
+      const attempt = "unix" in where
+        ? Bun.connect<SockData>({ unix: where.unix, allowHalfOpen: true, data, socket })
+        : Bun.connect<SockData>({ hostname: where.hostname, port: where.port, allowHalfOpen: true, data, socket })
+      attempt.catch((e: unknown) => {
+        const code = bunErrno(e).code ?? "ECONNREFUSED"
+        giveUp(new ConnectError(code, addr, `connect ${code} ${addr}`))
+      })
     })
-    settled.catch(() => undefined)
-    let socket: BunSocket
-    try {
-      socket = await Promise.race([attempt, settled])
-    } catch (e) {
-      // A late success after a timeout/abort is closed, never leaked.
-      if (failure !== null) void attempt.then((s) => s.terminate()).catch(() => undefined)
-      if (e instanceof ConnectError || (e as Error).name === "AbortError" || e === failure) throw e
-      throw new ConnectError(errorCode(e, "ECONNREFUSED"), addr, `connect ${errorCode(e, "ECONNREFUSED")} ${addr}`)
-    }
-    if (this.freeSlots.length === 0) {
-      socket.terminate()
-      throw new ConnectError("EMFILE", addr, `connect ${addr}: all connection slots are in use`)
-    }
-    const conn = this.openConn(socket)
-    this.counters[C.connectionsConnected]!++
-    return conn
+  }
+
+  /** Gives a slot back without a ConnCtx ever having lived on it. */
+  private releaseSlot(slot: number): void {
+    this.state[slot] = 0
+    this.gens[slot] = (this.gens[slot]! + 1) >>> 0
+    this.freeSlots[this.freeCount++] = slot
   }
 
   // ── the rest of the Driver ─────────────────────────────────────────────
@@ -377,43 +488,67 @@ export class PortableDriver implements Driver, ConnBackend {
 
   stopAccepting(): void {
     this.accepting = false
-    for (const l of this.listeners) l.stop(false)
+    // stop(false) closes the listening socket (new connections are refused) and keeps live ones.
+    for (const l of this.listeners.splice(0)) l.stop(false)
   }
 
+  /** setTimeout bounded by Config.timerSlots live timers, like the ring's timer table. */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(abortError(signal, "sleep"))
+    if (signal?.aborted) return Promise.reject(signal.reason)
     if (this.liveTimers >= this.cfg.timerSlots) {
       this.counters[C.timerExhausted]!++
       return Promise.reject(new TimerExhaustedError(this.cfg.timerSlots))
     }
     this.liveTimers++
     return new Promise<void>((resolve, reject) => {
-      const done = () => {
+      let timer: ReturnType<typeof setTimeout>
+      const free = () => {
         this.liveTimers--
         this.timers.delete(timer)
         signal?.removeEventListener("abort", onAbort)
       }
-      const timer = setTimeout(() => (done(), resolve()), ms)
+      const arm = (left: number) => {
+        timer = setTimeout(() => {
+          this.timers.delete(timer)
+          if (left > MAX_TIMEOUT_MS) return arm(left - MAX_TIMEOUT_MS)
+          free()
+          resolve()
+          this.eventsHappened()
+        }, Math.min(left, MAX_TIMEOUT_MS))
+        this.timers.add(timer)
+      }
       const onAbort = () => {
         clearTimeout(timer)
-        done()
-        reject(abortError(signal, "sleep"))
+        free()
+        reject(signal!.reason)
       }
-      this.timers.add(timer)
       signal?.addEventListener("abort", onAbort, { once: true })
+      arm(Math.max(0, Math.ceil(ms) || 0))
     })
   }
 
+  /** Called on this worker's thread (the notify message); wakes that arrive together run onNotify once, like the eventfd. */
   wake(): void {
-    setImmediate(() => this.host.onNotify())
+    if (this.notifyScheduled) return
+    this.notifyScheduled = true
+    setTimeout(() => {
+      this.notifyScheduled = false
+      if (this.destroyed) return
+      this.host.onNotify()
+      this.eventsHappened()
+    }, 0)
   }
 
   async destroy(): Promise<void> {
+    this.destroying = true // from now on a closed socket releases its slot without waiting for its handler
     this.stopAccepting()
-    for (const s of this.sockets) s?.terminate()
+    for (const p of [...this.connecting.values()]) p.reject(new ConnectError("ECANCELED", p.addr, `connect ${p.addr}: the worker shut down`))
+    for (const conn of this.liveConnections()) this.close(conn, true)
     for (const u of this.udps) u.close()
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
-    for (let i = 0; i < 100 && this.liveConnections().length > 0; i++) await new Promise((r) => setImmediate(r))
+    // Bun delivers close callbacks at once or within a turn; wait for the slots (bounded).
+    for (let i = 0; i < 100 && this.freeCount < this.conns.length; i++) await new Promise((r) => setImmediate(r))
+    this.destroyed = true
   }
 }

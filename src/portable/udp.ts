@@ -1,13 +1,44 @@
-// UDP over Bun.udpSocket with the io_uring backend's bounds: a datagram takes
-// one of Config.udpSendSlots slots from sendTo until it is handed to the socket
-// at the end of the turn (or after `drain`, when the socket pushed back), so a
-// burst beyond the slots gives PoolExhausted and sendReady() waits for a slot.
+// UDP over Bun.udpSocket with the io_uring backend's bounds. A datagram holds
+// one of the worker's Config.udpSendSlots from sendTo until Bun's socket takes
+// it: at the end of the turn, or after `drain` when send() returned false
+// (Bun 1.4: the kernel had no room, nothing was sent). So a burst beyond the
+// slots gives PoolExhausted and sendReady() waits, as on io_uring, where a slot
+// is held until the kernel completes the sendmsg.
+//
+// Bun.udpSocket has no SO_REUSEPORT (a `reusePort` option is ignored: a second
+// bind of the port fails with EADDRINUSE), so the builder binds UDP in worker 0 only.
 import type { udp } from "bun"
+import { isIP } from "node:net"
 import type { Config } from "../config"
 import { UdpSendError } from "../errors"
 import { C } from "../metrics"
-import { UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
-import { joinAddr } from "./driver"
+import { formatPeer, UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
+
+/** The worker's UDP send slots, shared by its sockets (as on io_uring). */
+export class UdpSendSlots {
+  private free: number
+  private readonly waiters: Array<() => void> = []
+
+  constructor(readonly count: number) {
+    this.free = count
+  }
+
+  take(): boolean {
+    if (this.free === 0) return false
+    this.free--
+    return true
+  }
+
+  release(): void {
+    this.free++
+    this.waiters.shift()?.()
+  }
+
+  ready(): Promise<void> {
+    if (this.free > 0) return Promise.resolve()
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+}
 
 interface Pending {
   data: Uint8Array
@@ -17,89 +48,89 @@ interface Pending {
 export class PortableUdp implements UdpBackend {
   readonly ctx: UdpCtx
   private socket!: udp.Socket<"uint8array">
-  private readonly pending: Pending[] = []
-  private readonly waiters: Array<() => void> = []
+  private pending: Pending[] = []
   private flushScheduled = false
+  /** send() returned false: wait for drain. */
   private blocked = false
 
   private constructor(
-    private readonly slots: number,
+    private readonly slots: UdpSendSlots,
     private readonly counters: Float64Array,
     cfg: Config,
   ) {
     this.ctx = new UdpCtx(this, cfg.udpRecvQueueCapacity, counters, udpMaxDatagram(cfg.udpRecvBuffer.bufferSize))
   }
 
-  static async bind(hostname: string, port: number, cfg: Config, counters: Float64Array): Promise<PortableUdp> {
-    const u = new PortableUdp(cfg.udpSendSlots, counters, cfg)
+  /** Binds; `onEvent` tells the driver a datagram arrived (for onTick). Rejects with Bun's error (code, errno). */
+  static async bind(hostname: string, port: number, cfg: Config, counters: Float64Array, slots: UdpSendSlots, onEvent: () => void): Promise<PortableUdp> {
+    const u = new PortableUdp(slots, counters, cfg)
     const max = u.ctx.maxDatagram
     u.socket = await Bun.udpSocket({
       hostname,
       port,
       binaryType: "uint8array",
       socket: {
-        data: (_s, data, port, address) => {
+        data: (_s, data, port, address, flags) => {
           // Same rule as io_uring: a datagram beyond one receive buffer is dropped and counted.
-          if (data.length > max) return u.ctx.dropped()
-          u.ctx.deliver(data, { address, port, family: address.includes(":") ? "IPv6" : "IPv4" })
+          if (flags.truncated || data.length > max) u.ctx.dropped()
+          else u.ctx.deliver(data, { address, port, family: flags.ipv6 ? "IPv6" : "IPv4" })
+          onEvent()
         },
         drain: () => {
           u.blocked = false
           u.flush()
         },
-        // An ICMP error for an earlier datagram (ECONNREFUSED from a closed peer port)
-        // surfaces on the next receive; it concerns that peer only, as with io_uring.
-        error: () => {
-          u.counters[C.udpSendErrors]!++
-        },
+        // Bun reports ICMP errors for earlier datagrams here (ECONNREFUSED from a closed port).
+        // io_uring never sees them on an unconnected socket, so neither do handlers here.
+        error: () => {},
       },
     })
     return u
   }
 
   sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
-    if (this.pending.length >= this.slots) {
-      throw new UdpSendError("PoolExhausted", `all ${this.slots} UDP send slots are in flight (await sendReady())`)
-    }
+    if (isIP(peer.address) === 0) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
+    if (!this.slots.take()) throw new UdpSendError("PoolExhausted", `all ${this.slots.count} UDP send slots are in flight (await sendReady())`)
     this.pending.push({ data: data.slice(), peer })
-    if (!this.flushScheduled && !this.blocked) {
-      this.flushScheduled = true
-      queueMicrotask(() => this.flush())
-    }
+    if (this.flushScheduled || this.blocked) return
+    this.flushScheduled = true
+    queueMicrotask(() => this.flush())
   }
 
   private flush(): void {
     this.flushScheduled = false
-    while (this.pending.length > 0) {
-      const p = this.pending[0]!
-      let sent: boolean
+    let i = 0
+    for (; i < this.pending.length && !this.socket.closed; i++) {
+      const p = this.pending[i]!
       try {
-        sent = this.socket.send(p.data, p.peer.port, p.peer.address)
+        if (!this.socket.send(p.data, p.peer.port, p.peer.address)) {
+          this.blocked = true // resume on drain
+          break
+        }
+        this.counters[C.datagramsSent]!++
       } catch {
+        // A sendmsg that failed (EMSGSIZE, EAFNOSUPPORT, ...): counted and dropped, as io_uring's completion is.
         this.counters[C.udpSendErrors]!++
-        sent = true // an unroutable datagram is reported and dropped, as a failed sendmsg is
       }
-      if (!sent) {
-        this.blocked = true // the socket pushed back: resume on drain
-        return
-      }
-      this.pending.shift()
-      this.counters[C.datagramsSent]!++
-      this.waiters.shift()?.()
+      this.slots.release()
     }
+    this.pending = i === this.pending.length ? [] : this.pending.slice(i)
   }
 
   sendReady(): Promise<void> {
-    if (this.pending.length < this.slots) return Promise.resolve()
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return this.slots.ready()
   }
 
   localAddr(): string {
-    return joinAddr(this.socket.hostname, this.socket.port)
+    const a = this.socket.address
+    return formatPeer({ address: a.address, port: a.port, family: a.family === "IPv6" ? "IPv6" : "IPv4" })
   }
 
+  /** Closes the socket; datagrams not yet handed to it are dropped and their slots freed. */
   close(): void {
     this.ctx.shutdown()
     this.socket.close()
+    for (let i = 0; i < this.pending.length; i++) this.slots.release()
+    this.pending = []
   }
 }
