@@ -339,10 +339,8 @@ export class ConnCtx {
     const lost = this.failSends(code)
     this.deliverEof(code)
     this.rx.clear()
-    if (!this.closed) {
-      this.closed = true
-      this.backend.close(this, true)
-    }
+    this.closed = true
+    this.backend.close(this, true) // also when close() already ran but its sends never drained
     return lost
   }
 

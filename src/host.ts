@@ -181,7 +181,9 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     driver.stopAccepting()
     const deadline = Date.now() + this.config.shutdownTimeoutMs
     // Connection handlers finish when their peers close; UDP readers never do, so they don't hold shutdown.
-    while ((this.tasks.size > 0 || this.standalone.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    // Handlers finish, and what they queued drains, until the deadline.
+    const busy = () => this.tasks.size > 0 || this.standalone.size > 0 || driver.liveConnections().some((c) => c.sendQueue.queuedBytes > 0)
+    while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
     if (this.standalone.size > 0) this.standalone.abortAll(new Error("worker shutdown deadline passed"))
     let abortedConnections = 0
     let unsentBytes = 0

@@ -70,6 +70,23 @@ describe("tcp echo", () => {
     await idle.until(() => idle.closed || idle.ended, "the server to close the connection")
   })
 
+  test("the shutdown deadline closes a connection whose queued sends never drain, and reports them", async () => {
+    const s = await serve("flood_then_return", (c) => {
+      c.sendCopyCount = 2048 // 32 MiB of pool: far more than the kernel's socket buffers take
+      c.sendCopySlotSize = 16 * 1024
+      c.shutdownTimeoutMs = 300
+    })
+    const c = await Client.connect(s.tcpAddr!)
+    c.socket.pause() // never reads
+    await Bun.sleep(100)
+    const reports = await s.stop()
+    servers = []
+    expect(reports[0]!.abortedConnections).toBe(1)
+    expect(reports[0]!.unsentBytes).toBeGreaterThan(0)
+    c.socket.resume()
+    await c.until(() => c.closed || c.ended, "the server to close the stuck connection")
+  })
+
   test("shutdownWrite gives the peer EOF while reading goes on", async () => {
     const s = await serve("shutdown_write")
     const c = await Client.connect(s.tcpAddr!)
