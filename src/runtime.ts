@@ -61,7 +61,10 @@ export async function timeout<T>(ms: number, promise: Promise<T>): Promise<T> {
     () => {
       throw new TimeoutError(ms)
     },
-    () => undefined as never,
+    (e: unknown) => {
+      if (abort.signal.aborted) return new Promise<never>(() => undefined) // the race is already settled
+      throw e // no timer could be had (TimerExhausted): say so rather than never time out
+    },
   )
   try {
     return await Promise.race([promise, timer])

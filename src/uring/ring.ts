@@ -87,7 +87,7 @@ export class Ring {
     return check("ringline_ring_reap", this.sym.ringline_ring_reap(this.handle, min, timeoutUs))
   }
 
-  /** Describes msg slot `slot` as a sendmsg of iovecs (offset/length pairs) to an optional address. */
+  /** Index in msgWords of msg descriptor `slot` (its iov_count word). */
   msgWordIndex(slot: number): number {
     return (slot * MSG.bytes) >> 2
   }
