@@ -199,6 +199,12 @@ describe("timers", () => {
     expect(await ask(server, "timeout-expires")).toBe("err:ETIMEDOUT")
   })
 
+  test("with every timer slot busy, sleep and timeout throw TimerExhausted; slots free on abort", async () => {
+    const server = await launch(fixture("scenarios"), (c) => (c.timerSlots = 4))
+    expect(await ask(server, "timer-exhaust 4")).toBe("ok:TimerExhausted:TimerExhausted:slept")
+    expect(server.metrics().timerExhausted).toBe(2)
+  })
+
   test("300 rounds of a read racing a cancelled 60 s sleep fit in 16 timer slots", async () => {
     const server = await launch(fixture("scenarios"), (c) => (c.timerSlots = 16))
     expect(await ask(server, "timer-race 300", 20_000)).toBe("ok:300")

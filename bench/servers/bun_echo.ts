@@ -2,18 +2,20 @@ export {} // a module: top-level await below
 // Bun.listen + Bun.udpSocket echo server: the baseline ringline must beat.
 //   bun bench/servers/bun_echo.ts        prints "ready <tcp> <udp>"
 // TCP keeps short writes queued until `drain` (and allowHalfOpen, so a FIN never cuts the tail).
-const queues = new Map<object, Uint8Array[]>()
-function flush(s: { write(b: Uint8Array): number }): void {
-  const q = queues.get(s)!
-  while (q.length > 0) {
-    const b = q[0]!
+// Bytes Bun did not take yet, per socket; `ending` once the peer has finished.
+const queues = new Map<object, { q: Uint8Array[]; ending: boolean }>()
+function flush(s: { write(b: Uint8Array): number; end(): void }): void {
+  const st = queues.get(s)!
+  while (st.q.length > 0) {
+    const b = st.q[0]!
     const n = s.write(b)
     if (n < b.length) {
-      q[0] = b.subarray(Math.max(n, 0))
+      st.q[0] = b.subarray(Math.max(n, 0))
       return
     }
-    q.shift()
+    st.q.shift()
   }
+  if (st.ending) s.end() // the peer finished and everything is written
 }
 const tcp = Bun.listen({
   hostname: "127.0.0.1",
@@ -22,21 +24,22 @@ const tcp = Bun.listen({
   socket: {
     open(s) {
       s.setNoDelay(true)
-      queues.set(s, [])
+      queues.set(s, { q: [], ending: false })
     },
     data(s, d) {
-      const q = queues.get(s)!
-      if (q.length === 0) {
+      const st = queues.get(s)!
+      if (st.q.length === 0) {
         const n = s.write(d)
         if (n === d.length) return
-        q.push(new Uint8Array(d.subarray(Math.max(n, 0))))
-      } else q.push(new Uint8Array(d))
+        st.q.push(new Uint8Array(d.subarray(Math.max(n, 0))))
+      } else st.q.push(new Uint8Array(d))
     },
     drain(s) {
       flush(s)
     },
     end(s) {
-      s.end()
+      queues.get(s)!.ending = true
+      flush(s)
     },
     close(s) {
       queues.delete(s)

@@ -719,7 +719,9 @@ export class UringDriver implements Driver, ConnBackend {
     const gen = this.timerGen[slot]!
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
-        this.timerResolve[slot] = () => undefined // slot frees when the cancelled timeout completes
+        // The slot is free at once: the kernel copied the timespec at submission, and the
+        // cancelled timeout's completion carries the old generation, so it is ignored.
+        this.releaseTimer(slot)
         this.ring.push(Opcode.CANCEL, Kind.CANCEL, slot, gen, -1, Kind.TIMER, slot, gen)
         this.kick()
         reject(signal!.reason)
@@ -736,11 +738,15 @@ export class UringDriver implements Driver, ConnBackend {
 
   private onTimer(slot: number, gen: number): void {
     if (this.timerGen[slot] !== gen) return
-    this.timerGen[slot] = (gen + 1) >>> 0
     const resolve = this.timerResolve[slot]
+    this.releaseTimer(slot)
+    resolve?.()
+  }
+
+  private releaseTimer(slot: number): void {
+    this.timerGen[slot] = (this.timerGen[slot]! + 1) >>> 0
     this.timerResolve[slot] = undefined
     this.timerFree[this.timerFreeCount++] = slot
-    resolve?.()
   }
 
   /** A datagram send completed: its slot (shared by the worker's sockets) is free again. */
