@@ -77,7 +77,7 @@ static int probe_accept(struct io_uring *ring) {
     io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
     int cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (cfd >= 0 && connect(cfd, (struct sockaddr *)&addr, len) == 0) {
-      int res = 0;
+      int res = -1; /* stays -1 when no CQE came: never close(0) */
       unsigned flags = 0;
       ok = is_multishot_ok(wait_one(ring, &res, &flags), res, flags);
       if (res >= 0) close(res);

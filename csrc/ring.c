@@ -87,6 +87,9 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err) 
   uint32_t cq = params->cq_entries ? params->cq_entries : 4 * params->sq_entries;
   ring->max_ops = params->max_ops ? params->max_ops : params->sq_entries;
   ring->max_completions = params->max_completions ? params->max_completions : cq;
+  /* The kernel's CQ holds at most 2 x RINGLINE_MAX_SQ_ENTRIES: the default 4 x sq stops there
+   * (max_completions above keeps 4 x sq, the size callers map the completion array at). */
+  if (params->cq_entries == 0 && cq > 2 * RINGLINE_MAX_SQ_ENTRIES) cq = 2 * RINGLINE_MAX_SQ_ENTRIES;
   ring->slab_bytes = params->slab_bytes;
   ring->msg_slots = params->msg_slots;
   ring->timer_slots = params->timer_slots;

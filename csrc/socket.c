@@ -100,11 +100,13 @@ int32_t ringline_addr_format(const uint8_t *sa, uint32_t len, char *out, uint32_
     memcpy(&in6, sa, sizeof in6);
     inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
     n = snprintf(out, cap, "[%s]:%u", host, ntohs(in6.sin6_port));
-  } else if (family == AF_UNIX && len <= sizeof(struct sockaddr_un)) {
+  } else if (family == AF_UNIX && len <= RINGLINE_SOCKADDR_MAX) {
+    /* getsockname reports a full 108-byte path as 111 bytes (with the kernel's NUL). */
     struct sockaddr_un un;
     memset(&un, 0, sizeof un);
-    memcpy(&un, sa, len);
-    size_t path_len = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+    const size_t ulen = len < sizeof un ? len : sizeof un;
+    memcpy(&un, sa, ulen);
+    size_t path_len = ulen > offsetof(struct sockaddr_un, sun_path) ? ulen - offsetof(struct sockaddr_un, sun_path) : 0;
     n = snprintf(out, cap, "unix:%.*s", (int)strnlen(un.sun_path, path_len), un.sun_path);
   } else {
     return -EAFNOSUPPORT;
@@ -119,7 +121,10 @@ static int family_of(const uint8_t *sa, uint32_t len) {
   memcpy(&family, sa, sizeof family);
   if (family == AF_INET && len >= sizeof(struct sockaddr_in)) return AF_INET;
   if (family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) return AF_INET6;
-  if (family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path)) return AF_UNIX;
+  if (family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path)) {
+    /* Longer than sockaddr_un: bind would refuse it, and unlink_stale_unix must not copy it. */
+    return len <= sizeof(struct sockaddr_un) ? AF_UNIX : -EINVAL;
+  }
   return -EAFNOSUPPORT;
 }
 
@@ -132,11 +137,15 @@ static void unlink_stale_unix(const uint8_t *sa, uint32_t len) {
   struct sockaddr_un un;
   memset(&un, 0, sizeof un);
   memcpy(&un, sa, len);
+  /* A full 108-byte sun_path has no NUL: name the file from a terminated copy. */
+  char path[sizeof un.sun_path + 1];
+  memcpy(path, un.sun_path, sizeof un.sun_path);
+  path[sizeof un.sun_path] = '\0';
   struct stat st;
-  if (stat(un.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) return;
+  if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) return;
   int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (probe < 0) return;
-  if (connect(probe, (const struct sockaddr *)&un, len) < 0 && errno == ECONNREFUSED) unlink(un.sun_path);
+  if (connect(probe, (const struct sockaddr *)&un, len) < 0 && errno == ECONNREFUSED) unlink(path);
   close(probe);
 }
 

@@ -1,7 +1,13 @@
 /*
  * contract.c — the C ABI contract of libringline (csrc/ringline.h), tested on
- * real rings and real sockets. Built and run by `zig build test` in Debug, so
- * UBSan traps on undefined behaviour. Ends with "N passed, N failed".
+ * real rings and real sockets (loopback and unix only). Built and run by
+ * `zig build test` in Debug, so UBSan traps on undefined behaviour.
+ *
+ * Each test returns 0 (pass) or 1 (fail). A failed CHECK prints file:line and
+ * the expression, and the runner prints `FAIL - name: reason`. Each test runs
+ * in a forked child, so a crash or a hang fails that test alone; rings and fds
+ * it registers with own_ring()/own_fd() are released when it returns. The run
+ * ends with exactly one line "N passed, N failed" and exits 1 if any failed.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -9,47 +15,122 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ringline.h"
 
-static int failures_in_test;
+/* ── failure reporting ─────────────────────────────────────────────────── */
 
-#define CHECK(cond)                                                           \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      failures_in_test++;                                                     \
-      return;                                                                 \
-    }                                                                         \
+static char g_reason[512]; /* first failure of the current test */
+
+__attribute__((format(printf, 3, 4))) static void note_failure(const char *file, int line, const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "    %s:%d: %s\n", file, line, msg);
+  if (g_reason[0] == '\0') snprintf(g_reason, sizeof g_reason, "%s:%d: %s", file, line, msg);
+}
+
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      note_failure(__FILE__, __LINE__, "CHECK(%s) failed", #cond);    \
+      return 1;                                                       \
+    }                                                                 \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                                   \
-  do {                                                                                   \
-    long long _a = (long long)(a), _b = (long long)(b);                                  \
-    if (_a != _b) {                                                                      \
-      fprintf(stderr, "    %s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, _a, _b); \
-      failures_in_test++;                                                                \
-      return;                                                                            \
-    }                                                                                    \
+#define CHECK_EQ(a, b)                                                                                  \
+  do {                                                                                                  \
+    long long a_ = (long long)(a), b_ = (long long)(b);                                                 \
+    if (a_ != b_) {                                                                                     \
+      note_failure(__FILE__, __LINE__, "CHECK_EQ(%s, %s) failed: %lld != %lld", #a, #b, a_, b_);       \
+      return 1;                                                                                         \
+    }                                                                                                   \
   } while (0)
+
+/* ── resources released after every test ──────────────────────────────── */
+
+#define MAX_OWNED 64
+static ringline_ring *owned_rings[MAX_OWNED];
+static int owned_fds[MAX_OWNED];
+static char owned_path[128]; /* a unix socket file to unlink */
+
+static ringline_ring *own_ring(ringline_ring *r) {
+  for (int i = 0; r != NULL && i < MAX_OWNED; i++)
+    if (owned_rings[i] == NULL) {
+      owned_rings[i] = r;
+      break;
+    }
+  return r;
+}
+
+static void drop_ring(ringline_ring *r) {
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned_rings[i] == r) owned_rings[i] = NULL;
+  ringline_ring_destroy(r);
+}
+
+static int own_fd(int fd) {
+  for (int i = 0; fd >= 0 && i < MAX_OWNED; i++)
+    if (owned_fds[i] < 0) {
+      owned_fds[i] = fd;
+      break;
+    }
+  return fd;
+}
+
+static void drop_fd(int fd) {
+  if (fd < 0) return;
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned_fds[i] == fd) owned_fds[i] = -1;
+  close(fd);
+}
+
+static void reset_owned(void) {
+  for (int i = 0; i < MAX_OWNED; i++) {
+    owned_rings[i] = NULL;
+    owned_fds[i] = -1;
+  }
+  owned_path[0] = '\0';
+}
+
+static void release_owned(void) {
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned_rings[i] != NULL) ringline_ring_destroy(owned_rings[i]);
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned_fds[i] >= 0) close(owned_fds[i]);
+  if (owned_path[0] != '\0') unlink(owned_path);
+  reset_owned();
+}
+
+/* ── helpers ───────────────────────────────────────────────────────────── */
+
+#define F_BUFFER 1u /* IORING_CQE_F_BUFFER */
+#define F_MORE 2u   /* IORING_CQE_F_MORE */
 
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int count_fds(void) {
   DIR *d = opendir("/proc/self/fd");
-  int n = 0;
   if (d == NULL) return -1;
+  int n = 0;
   while (readdir(d) != NULL) n++;
   closedir(d);
   return n;
@@ -57,32 +138,42 @@ static int count_fds(void) {
 
 static long rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
   char line[256];
   long kib = -1;
-  if (f == NULL) return -1;
-  while (fgets(line, sizeof line, f))
+  while (fgets(line, sizeof line, f) != NULL)
     if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
   fclose(f);
   return kib;
 }
 
-static ringline_ring_params default_params(void) {
-  ringline_ring_params p = {.sq_entries = 64,
-                            .setup_flags = RINGLINE_SETUP_DEFER_TASKRUN | RINGLINE_SETUP_SINGLE_ISSUER,
-                            .slab_bytes = 64 * 1024,
-                            .msg_slots = 16,
-                            .timer_slots = 16};
+/* sq 64, DEFER_TASKRUN|SINGLE_ISSUER, 64 KiB slab, 16 msg slots, 16 timer slots. */
+static ringline_ring_params std_params(void) {
+  ringline_ring_params p;
+  memset(&p, 0, sizeof p);
+  p.sq_entries = 64;
+  p.setup_flags = RINGLINE_SETUP_DEFER_TASKRUN | RINGLINE_SETUP_SINGLE_ISSUER;
+  p.slab_bytes = 64 * 1024;
+  p.msg_slots = 16;
+  p.timer_slots = 16;
   return p;
 }
 
-static ringline_ring *new_ring(void) {
-  ringline_ring_params p = default_params();
-  int32_t err = 0;
-  return ringline_ring_create(&p, &err);
+/* Creates an owned ring (released after the test); NULL on failure, printed. */
+static ringline_ring *make_ring(ringline_ring_params *p) {
+  int32_t err = 1;
+  ringline_ring *r = ringline_ring_create(p, &err);
+  if (r == NULL) fprintf(stderr, "    ringline_ring_create failed: %d (%s)\n", err, strerror(-err));
+  return own_ring(r);
 }
 
-static void put_op(ringline_ring *r, uint32_t i, uint32_t opcode, uint32_t kind, uint32_t slot, uint32_t gen, int32_t fd,
-                   uint32_t a, uint32_t b, uint32_t c) {
+static ringline_ring *std_ring(void) {
+  ringline_ring_params p = std_params();
+  return make_ring(&p);
+}
+
+static void put_op(ringline_ring *r, uint32_t i, uint32_t opcode, uint32_t kind, uint32_t slot, uint32_t gen,
+                   int32_t fd, uint32_t a, uint32_t b, uint32_t c) {
   ringline_op *op = &ringline_ring_ops(r)[i];
   op->opcode = opcode;
   op->kind = kind;
@@ -94,64 +185,94 @@ static void put_op(ringline_ring *r, uint32_t i, uint32_t opcode, uint32_t kind,
   op->c = c;
 }
 
-/* Reaps until a completion of `kind` arrives (or 2 s pass); copies it to *out. */
-static int wait_kind(ringline_ring *r, uint32_t kind, ringline_completion *out) {
-  double deadline = now_ms() + 2000;
-  while (now_ms() < deadline) {
-    int32_t n = ringline_ring_reap(r, 1, 100000);
-    for (int32_t i = 0; i < n; i++)
-      if (ringline_ring_completions(r)[i].kind == kind) {
-        *out = ringline_ring_completions(r)[i];
-        return 1;
-      }
-  }
+/* One bounded reap (min 1, 100 ms); the records are at ringline_ring_completions(). */
+static int32_t reap_some(ringline_ring *r) { return ringline_ring_reap(r, 1, 100 * 1000); }
+
+/* Fills buf[i] = seed + i (the pattern the recv tests check). */
+static void fill_pattern(uint8_t *buf, size_t len, unsigned seed) {
+  for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)(seed + i);
+}
+
+/* A listening TCP socket on 127.0.0.1 (ephemeral port); its bound address goes to bound, blen. */
+static int32_t loopback_listener(uint8_t *bound, int32_t *blen) {
+  uint8_t sa[RINGLINE_SOCKADDR_MAX];
+  int32_t len = ringline_addr_parse("127.0.0.1:0", sa, sizeof sa);
+  if (len < 0) return len;
+  int32_t fd = ringline_socket_listen(sa, (uint32_t)len, 16, 0);
+  if (fd < 0) return fd;
+  own_fd(fd);
+  *blen = ringline_socket_name(fd, 0, bound, RINGLINE_SOCKADDR_MAX);
+  return *blen < 0 ? *blen : fd;
+}
+
+/* ── 1. probe ──────────────────────────────────────────────────────────── */
+
+static int test_probe(void) {
+  int32_t feat = ringline_kernel_probe();
+  CHECK(feat >= 0);
+  printf("    info: kernel features 0x%x\n", (unsigned)feat);
+  const int32_t want = (int32_t)(RINGLINE_FEAT_RING | RINGLINE_FEAT_RECV_MULTI | RINGLINE_FEAT_RECVMSG_MULTI |
+                                 RINGLINE_FEAT_ACCEPT_MULTI | RINGLINE_FEAT_BUF_RING | RINGLINE_FEAT_DEFER_TASKRUN);
+  CHECK_EQ(feat & want, want);
+  int before = count_fds();
+  CHECK(before > 0);
+  for (int i = 0; i < 50; i++) CHECK_EQ(ringline_kernel_probe(), feat);
+  CHECK_EQ(count_fds(), before);
   return 0;
 }
 
-/* ── tests ─────────────────────────────────────────────────────────────── */
+/* ── 2. layout ─────────────────────────────────────────────────────────── */
 
-static void test_probe(void) {
-  int32_t feat = ringline_kernel_probe();
-  CHECK(feat >= 0);
-  const int32_t want = RINGLINE_FEAT_RING | RINGLINE_FEAT_RECV_MULTI | RINGLINE_FEAT_RECVMSG_MULTI |
-                       RINGLINE_FEAT_ACCEPT_MULTI | RINGLINE_FEAT_BUF_RING | RINGLINE_FEAT_DEFER_TASKRUN |
-                       RINGLINE_FEAT_EXT_ARG;
-  CHECK_EQ(feat & want, want);
-  int before = count_fds();
-  for (int i = 0; i < 50; i++) CHECK_EQ(ringline_kernel_probe(), feat);
-  CHECK_EQ(count_fds(), before);
-}
-
-static void test_layout(void) {
-  uint32_t out[128];
-  int32_t n = ringline_layout_query(out, 128);
-  CHECK(n > 10);
+static int test_layout(void) {
+  uint32_t out[256];
+  int32_t n = ringline_layout_query(out, 256);
+  CHECK(n > 0 && n <= 256);
   CHECK_EQ(out[0], RINGLINE_ABI_VERSION);
   CHECK_EQ(out[1], sizeof(ringline_ring_params));
+  CHECK_EQ(ringline_layout_query(out, (uint32_t)n), n); /* exactly enough room */
+  for (int i = 0; i < 256; i++) out[i] = 0xA5A5A5A5u;
   CHECK_EQ(ringline_layout_query(out, (uint32_t)n - 1), -EINVAL);
-  CHECK_EQ(ringline_layout_query(NULL, 128), -EINVAL);
+  CHECK_EQ(out[0], 0xA5A5A5A5u); /* a refused query writes nothing */
+  CHECK_EQ(ringline_layout_query(out, 0), -EINVAL);
+  CHECK_EQ(ringline_layout_query(NULL, 256), -EINVAL);
+  return 0;
 }
 
-static void test_create_destroy_1000_rings_leaks_nothing(void) {
-  for (int i = 0; i < 10; i++) ringline_ring_destroy(new_ring()); /* warm up allocators */
+/* ── 3. 1,000 rings ────────────────────────────────────────────────────── */
+
+static int create_destroy_one(void) {
+  ringline_ring_params p = std_params();
+  int32_t err = 1;
+  ringline_ring *r = ringline_ring_create(&p, &err);
+  CHECK(r != NULL);
+  own_ring(r);
+  CHECK_EQ(err, 0);
+  CHECK(p.setup_flags & RINGLINE_SETUP_DEFER_TASKRUN);
+  CHECK_EQ(ringline_bufring_create(r, 0, 16, 4096), 0);
+  drop_ring(r);
+  return 0;
+}
+
+static int test_create_destroy_1000_rings(void) {
+  for (int i = 0; i < 10; i++) CHECK(create_destroy_one() == 0); /* warm up allocators */
   int fds = count_fds();
   long rss = rss_kib();
-  for (int i = 0; i < 1000; i++) {
-    ringline_ring_params p = default_params();
-    int32_t err = 1;
-    ringline_ring *r = ringline_ring_create(&p, &err);
-    CHECK(r != NULL);
-    CHECK_EQ(err, 0);
-    CHECK(p.setup_flags & RINGLINE_SETUP_DEFER_TASKRUN);
-    CHECK_EQ(ringline_bufring_create(r, 0, 16, 4096), 0);
-    ringline_ring_destroy(r);
-  }
+  CHECK(fds > 0 && rss > 0);
+  double t = now_ms();
+  for (int i = 0; i < 1000; i++) CHECK(create_destroy_one() == 0);
+  long grown = rss_kib() - rss;
+  printf("    info: 1,000 rings in %.0f ms, VmRSS grew %ld KiB\n", now_ms() - t, grown);
   CHECK_EQ(count_fds(), fds);
-  CHECK(rss_kib() - rss < 8 * 1024);
+  CHECK(grown < 8 * 1024);
+  return 0;
 }
 
-static void test_nop_round_trip(void) {
-  ringline_ring *r = new_ring();
+/* ── 4. NOP ────────────────────────────────────────────────────────────── */
+
+static int test_nop_round_trip(void) {
+  ringline_ring_params p = std_params();
+  p.sq_entries = 128; /* 128 ops per prepare */
+  ringline_ring *r = make_ring(&p);
   CHECK(r != NULL);
   put_op(r, 0, RINGLINE_OP_NOP, 7, 1234, 0xDEADBEEFu, -1, 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), 1);
@@ -161,461 +282,924 @@ static void test_nop_round_trip(void) {
   CHECK_EQ(c.slot, 1234);
   CHECK_EQ(c.gen, 0xDEADBEEFu);
   CHECK_EQ(c.res, 0);
+  CHECK_EQ(c.flags, 0);
   CHECK_EQ(c.bid, -1);
 
-  const int total = 10000;
+  const uint32_t total = 10000, batch = 128;
+  uint64_t slot_sum = 0, want_sum = 0;
   double t = now_ms();
-  for (int done = 0; done < total; done += 64) {
-    for (uint32_t i = 0; i < 64; i++) put_op(r, i, RINGLINE_OP_NOP, 1, i, 0, -1, 0, 0, 0);
-    CHECK_EQ(ringline_ring_prepare(r, 64), 64);
-    for (int got = 0; got < 64;) {
-      int32_t n = ringline_ring_reap(r, (uint32_t)(64 - got), 1000000);
-      CHECK(n >= 0);
-      got += n;
+  for (uint32_t done = 0; done < total;) {
+    uint32_t n = total - done < batch ? total - done : batch;
+    for (uint32_t i = 0; i < n; i++) put_op(r, i, RINGLINE_OP_NOP, 1, done + i, 0, -1, 0, 0, 0);
+    CHECK_EQ(ringline_ring_prepare(r, n), n);
+    for (uint32_t got = 0; got < n;) {
+      int32_t k = ringline_ring_reap(r, n - got, 1000000);
+      CHECK(k > 0);
+      for (int32_t j = 0; j < k; j++) {
+        const ringline_completion *x = &ringline_ring_completions(r)[j];
+        CHECK_EQ(x->kind, 1);
+        CHECK_EQ(x->res, 0);
+        slot_sum += x->slot;
+      }
+      got += (uint32_t)k;
     }
+    for (uint32_t i = 0; i < n; i++) want_sum += done + i;
+    done += n;
   }
-  printf("    info: %.0f ns per NOP batched 64 per submit\n", (now_ms() - t) * 1e6 / total);
-  ringline_ring_destroy(r);
+  double ns = (now_ms() - t) * 1e6 / total;
+  CHECK_EQ(slot_sum, want_sum); /* every NOP came back exactly once */
+  printf("    info: %.0f ns per NOP (10,000 NOPs, 128 per prepare)\n", ns);
+  return 0;
 }
 
-static void test_timeouts_and_cancel(void) {
-  ringline_ring *r = new_ring();
-  CHECK(r != NULL);
-  ringline_completion c;
-  double t = now_ms();
-  put_op(r, 0, RINGLINE_OP_TIMEOUT, 2, 0, 0, -1, 0, 20, 0);
-  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
-  CHECK(wait_kind(r, 2, &c));
-  CHECK_EQ(c.res, -ETIME);
-  CHECK(now_ms() - t >= 19);
+/* ── 5. timeouts and cancel ────────────────────────────────────────────── */
 
+/* Finds the record of `kind` among the n just reaped; NULL if absent. */
+static const ringline_completion *find_kind(ringline_ring *r, int32_t n, uint32_t kind) {
+  for (int32_t i = 0; i < n; i++)
+    if (ringline_ring_completions(r)[i].kind == kind) return &ringline_ring_completions(r)[i];
+  return NULL;
+}
+
+static int test_timeouts_and_cancel(void) {
+  ringline_ring *r = std_ring();
+  CHECK(r != NULL);
+
+  /* relative: 20 ms */
+  put_op(r, 0, RINGLINE_OP_TIMEOUT, 2, 0, 1, -1, 0, 20, 0);
+  double t = now_ms();
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  int32_t n = ringline_ring_reap(r, 1, 2000000);
+  double elapsed = now_ms() - t;
+  CHECK(n >= 1);
+  const ringline_completion *c = find_kind(r, n, 2);
+  CHECK(c != NULL);
+  CHECK_EQ(c->slot, 0);
+  CHECK_EQ(c->gen, 1);
+  CHECK_EQ(c->res, -ETIME);
+  CHECK(elapsed >= 19.0);
+  CHECK(elapsed < 1000.0);
+
+  /* absolute: CLOCK_MONOTONIC now + 30 ms */
   struct timespec ts;
+  t = now_ms();
   clock_gettime(CLOCK_MONOTONIC, &ts);
   ts.tv_nsec += 30 * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-  t = now_ms();
-  put_op(r, 0, RINGLINE_OP_TIMEOUT_ABS, 2, 1, 0, -1, 1, (uint32_t)ts.tv_sec, (uint32_t)ts.tv_nsec);
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec += 1;
+    ts.tv_nsec -= 1000000000L;
+  }
+  put_op(r, 0, RINGLINE_OP_TIMEOUT_ABS, 2, 1, 2, -1, 1, (uint32_t)ts.tv_sec, (uint32_t)ts.tv_nsec);
   CHECK_EQ(ringline_ring_prepare(r, 1), 1);
-  CHECK(wait_kind(r, 2, &c));
-  CHECK_EQ(c.res, -ETIME);
-  CHECK(now_ms() - t >= 28);
+  n = ringline_ring_reap(r, 1, 2000000);
+  elapsed = now_ms() - t;
+  CHECK(n >= 1);
+  c = find_kind(r, n, 2);
+  CHECK(c != NULL);
+  CHECK_EQ(c->slot, 1);
+  CHECK_EQ(c->res, -ETIME);
+  CHECK(elapsed >= 29.0);
+  CHECK(elapsed < 1000.0);
 
+  /* cancel a 10 s timeout (kind 3 slot 5 gen 9) that the kernel already holds */
   put_op(r, 0, RINGLINE_OP_TIMEOUT, 3, 5, 9, -1, 2, 10000, 0);
-  put_op(r, 1, RINGLINE_OP_CANCEL, 4, 0, 0, -1, 3, 5, 9);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0); /* submitted, nothing ready */
+  put_op(r, 0, RINGLINE_OP_CANCEL, 4, 0, 0, -1, 3, 5, 9);
   t = now_ms();
-  CHECK_EQ(ringline_ring_prepare(r, 2), 2);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
   int seen_timer = 0, seen_cancel = 0;
-  while ((!seen_timer || !seen_cancel) && now_ms() - t < 1000) {
-    int32_t n = ringline_ring_reap(r, 1, 100000);
+  while ((!seen_timer || !seen_cancel) && now_ms() - t < 2000) {
+    n = reap_some(r);
+    CHECK(n >= 0);
     for (int32_t i = 0; i < n; i++) {
-      ringline_completion x = ringline_ring_completions(r)[i];
-      if (x.kind == 3) {
-        CHECK_EQ(x.res, -ECANCELED);
-        seen_timer = 1;
-      }
-      if (x.kind == 4) {
-        CHECK_EQ(x.res, 0);
-        seen_cancel = 1;
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind == 3) {
+        CHECK_EQ(x->slot, 5);
+        CHECK_EQ(x->gen, 9);
+        CHECK_EQ(x->res, -ECANCELED);
+        seen_timer++;
+      } else if (x->kind == 4) {
+        CHECK_EQ(x->res, 0);
+        seen_cancel++;
       }
     }
   }
-  CHECK(seen_timer && seen_cancel);
-  ringline_ring_destroy(r);
+  elapsed = now_ms() - t;
+  CHECK_EQ(seen_timer, 1);
+  CHECK_EQ(seen_cancel, 1);
+  CHECK(elapsed < 1000.0);
+
+  /* cancelling it again finds nothing */
+  put_op(r, 0, RINGLINE_OP_CANCEL, 4, 1, 0, -1, 3, 5, 9);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  n = ringline_ring_reap(r, 1, 1000000);
+  c = find_kind(r, n, 4);
+  CHECK(c != NULL);
+  CHECK_EQ(c->res, -ENOENT);
+  return 0;
 }
 
-static void test_send_recv_over_socketpair(void) {
-  ringline_ring *r = new_ring();
-  CHECK(r != NULL);
-  int32_t sv[2];
-  CHECK_EQ(ringline_socket_pair(sv), 0);
-  CHECK_EQ(ringline_bufring_create(r, 0, 8, 4096), 0);
-  memcpy(ringline_ring_slab(r), "hello", 5);
-  put_op(r, 0, RINGLINE_OP_RECV_MULTI, 10, 1, 1, sv[0], 0, 0, 0);
-  put_op(r, 1, RINGLINE_OP_SEND, 11, 1, 1, sv[1], 0, 5, 0);
-  CHECK_EQ(ringline_ring_prepare(r, 2), 2);
-  ringline_completion c;
-  CHECK(wait_kind(r, 10, &c));
-  CHECK_EQ(c.res, 5);
-  CHECK(c.flags & 1); /* F_BUFFER */
-  CHECK(c.flags & 2); /* F_MORE: multishot still armed */
-  CHECK(c.bid >= 0 && c.bid < 8);
-  CHECK(memcmp(ringline_bufring_base(r, 0) + (size_t)c.bid * 4096, "hello", 5) == 0);
+/* ── 6. send / sendmsg / multishot recv over a socketpair ──────────────── */
 
-  /* sendmsg: three iovecs land in order */
+static int test_send_sendmsg_recv_socketpair(void) {
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  own_fd(sv[0]);
+  own_fd(sv[1]);
+  ringline_ring *r = std_ring();
+  CHECK(r != NULL);
+  CHECK_EQ(ringline_bufring_create(r, 0, 8, 4096), 0);
+  uint8_t *base = ringline_bufring_base(r, 0);
   uint8_t *slab = ringline_ring_slab(r);
+  CHECK(base != NULL && slab != NULL);
+
+  memcpy(slab, "hello", 5);
+  put_op(r, 0, RINGLINE_OP_RECV_MULTI, 10, 1, 1, sv[0], 0, 0, 0);
+  put_op(r, 1, RINGLINE_OP_SEND, 11, 2, 1, sv[1], 0, 5, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 2), 2);
+  int sent = 0, received = 0;
+  double deadline = now_ms() + 2000;
+  while ((!sent || !received) && now_ms() < deadline) {
+    int32_t n = reap_some(r);
+    CHECK(n >= 0);
+    for (int32_t i = 0; i < n; i++) {
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind == 11) {
+        CHECK_EQ(x->res, 5);
+        CHECK_EQ(x->bid, -1);
+        sent = 1;
+      } else if (x->kind == 10) {
+        CHECK_EQ(x->res, 5);
+        CHECK(x->flags & F_BUFFER);
+        CHECK(x->flags & F_MORE); /* the multishot stays armed */
+        CHECK(x->bid >= 0 && x->bid < 8);
+        CHECK(memcmp(base + (size_t)x->bid * 4096, "hello", 5) == 0);
+        ringline_bufring_returns(r, 0)[0] = (uint16_t)x->bid;
+        CHECK_EQ(ringline_bufring_recycle(r, 0, 1), 1);
+        received = 1;
+      }
+    }
+  }
+  CHECK(sent);
+  CHECK(received);
+
+  /* sendmsg: three iovecs at scattered slab offsets arrive as "abcdef" */
   memcpy(slab + 100, "ab", 2);
-  memcpy(slab + 200, "cd", 2);
-  memcpy(slab + 300, "ef", 2);
+  memcpy(slab + 2000, "cd", 2);
+  memcpy(slab + 60000, "ef", 2);
   ringline_msg_desc *m = &ringline_ring_msgs(r)[0];
+  memset(m, 0, sizeof *m);
   m->iov_count = 3;
   m->name_len = 0;
-  m->iov[0][0] = 100, m->iov[0][1] = 2;
-  m->iov[1][0] = 200, m->iov[1][1] = 2;
-  m->iov[2][0] = 300, m->iov[2][1] = 2;
-  put_op(r, 0, RINGLINE_OP_SENDMSG, 12, 2, 1, sv[1], 0, 0, 0);
+  m->iov[0][0] = 100;
+  m->iov[0][1] = 2;
+  m->iov[1][0] = 2000;
+  m->iov[1][1] = 2;
+  m->iov[2][0] = 60000;
+  m->iov[2][1] = 2;
+  put_op(r, 0, RINGLINE_OP_SENDMSG, 12, 3, 1, sv[1], 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), 1);
-  char got[8] = {0};
-  int have = 0;
-  double deadline = now_ms() + 2000;
-  while (have < 6 && now_ms() < deadline) {
-    int32_t n = ringline_ring_reap(r, 1, 100000);
+  char got[16] = {0};
+  int have = 0, sendmsg_done = 0;
+  deadline = now_ms() + 2000;
+  while ((have < 6 || !sendmsg_done) && now_ms() < deadline) {
+    int32_t n = reap_some(r);
+    CHECK(n >= 0);
     for (int32_t i = 0; i < n; i++) {
-      ringline_completion x = ringline_ring_completions(r)[i];
-      if (x.kind == 12) CHECK_EQ(x.res, 6);
-      if (x.kind == 10 && x.res > 0) {
-        memcpy(got + have, ringline_bufring_base(r, 0) + (size_t)x.bid * 4096, (size_t)x.res);
-        have += x.res;
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind == 12) {
+        CHECK_EQ(x->res, 6);
+        sendmsg_done = 1;
+      } else if (x->kind == 10) {
+        CHECK(x->res > 0 && have + x->res <= 6);
+        CHECK(x->flags & F_BUFFER);
+        memcpy(got + have, base + (size_t)x->bid * 4096, (size_t)x->res);
+        have += x->res;
+        ringline_bufring_returns(r, 0)[0] = (uint16_t)x->bid;
+        CHECK_EQ(ringline_bufring_recycle(r, 0, 1), 1);
       }
     }
   }
+  CHECK(sendmsg_done);
   CHECK_EQ(have, 6);
   CHECK(memcmp(got, "abcdef", 6) == 0);
-  ringline_socket_close(sv[0]);
-  ringline_socket_close(sv[1]);
-  ringline_ring_destroy(r);
+  return 0;
 }
 
-static void test_recv_until_enobufs_then_replenish(void) {
-  ringline_ring *r = new_ring();
+/* ── 7. ENOBUFS, replenish, continue ───────────────────────────────────── */
+
+static int test_recv_enobufs_replenish(void) {
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  own_fd(sv[0]);
+  own_fd(sv[1]);
+  ringline_ring *r = std_ring();
   CHECK(r != NULL);
-  int32_t sv[2];
-  CHECK_EQ(ringline_socket_pair(sv), 0);
   CHECK_EQ(ringline_bufring_create(r, 0, 4, 64), 0);
+  uint8_t *base = ringline_bufring_base(r, 0);
+  uint16_t *returns = ringline_bufring_returns(r, 0);
+  CHECK(base != NULL && returns != NULL);
+
   put_op(r, 0, RINGLINE_OP_RECV_MULTI, 10, 1, 1, sv[0], 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), 1);
-  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0);
-  uint8_t chunk[64];
+  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0); /* armed, nothing to read yet */
+
+  uint8_t sent[6 * 64];
+  fill_pattern(sent, sizeof sent, 17);
   for (int k = 0; k < 6; k++) {
-    for (int i = 0; i < 64; i++) chunk[i] = (uint8_t)(k * 64 + i);
-    CHECK_EQ(write(sv[1], chunk, 64), 64);
+    CHECK_EQ(write(sv[1], sent + k * 64, 64), 64);
     usleep(2000);
   }
+
   uint8_t received[6 * 64];
-  int have = 0, ended = 0;
+  int have = 0, data = 0, ended = 0;
   uint16_t bids[4];
-  int nbids = 0;
   double deadline = now_ms() + 2000;
   while (!ended && now_ms() < deadline) {
-    int32_t n = ringline_ring_reap(r, 1, 100000);
+    int32_t n = reap_some(r);
+    CHECK(n >= 0);
     for (int32_t i = 0; i < n; i++) {
-      ringline_completion x = ringline_ring_completions(r)[i];
-      if (x.kind != 10) continue;
-      if (x.res > 0) {
-        memcpy(received + have, ringline_bufring_base(r, 0) + (size_t)x.bid * 64, (size_t)x.res);
-        have += x.res;
-        bids[nbids++] = (uint16_t)x.bid;
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind != 10) continue;
+      CHECK(!ended); /* nothing after the multishot ended */
+      if (x->res > 0) {
+        CHECK(data < 4);
+        CHECK_EQ(x->res, 64);
+        CHECK(x->flags & F_BUFFER);
+        CHECK(x->flags & F_MORE);
+        CHECK(x->bid >= 0 && x->bid < 4);
+        for (int j = 0; j < data; j++) CHECK(bids[j] != (uint16_t)x->bid); /* four distinct buffers */
+        bids[data++] = (uint16_t)x->bid;
+        memcpy(received + have, base + (size_t)x->bid * 64, 64);
+        have += 64;
       } else {
-        CHECK_EQ(x.res, -ENOBUFS);
-        CHECK(!(x.flags & 2)); /* the multishot ended */
+        CHECK_EQ(x->res, -ENOBUFS);
+        CHECK(!(x->flags & F_MORE)); /* the multishot ended */
         ended = 1;
       }
     }
   }
   CHECK(ended);
-  CHECK_EQ(have, 4 * 64);
-  for (int i = 0; i < nbids; i++) ringline_bufring_returns(r, 0)[i] = bids[i];
-  CHECK_EQ(ringline_bufring_recycle(r, 0, (uint32_t)nbids), nbids);
+  CHECK_EQ(data, 4);
+  CHECK(memcmp(received, sent, 4 * 64) == 0);
+
+  /* No more completions arrive while nothing is armed. */
+  usleep(5000);
+  int32_t n = ringline_ring_reap(r, 0, 0);
+  CHECK(n >= 0);
+  CHECK(find_kind(r, n, 10) == NULL);
+
+  for (int i = 0; i < 4; i++) returns[i] = bids[i];
+  CHECK_EQ(ringline_bufring_recycle(r, 0, 4), 4);
   put_op(r, 0, RINGLINE_OP_RECV_MULTI, 10, 1, 2, sv[0], 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), 1);
   deadline = now_ms() + 2000;
   while (have < 6 * 64 && now_ms() < deadline) {
-    int32_t n = ringline_ring_reap(r, 1, 100000);
+    n = reap_some(r);
+    CHECK(n >= 0);
     for (int32_t i = 0; i < n; i++) {
-      ringline_completion x = ringline_ring_completions(r)[i];
-      if (x.kind != 10 || x.res <= 0) continue;
-      memcpy(received + have, ringline_bufring_base(r, 0) + (size_t)x.bid * 64, (size_t)x.res);
-      have += x.res;
-      ringline_bufring_returns(r, 0)[0] = (uint16_t)x.bid;
-      CHECK_EQ(ringline_bufring_recycle(r, 0, 1), 1);
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind != 10) continue;
+      CHECK_EQ(x->gen, 2);
+      CHECK(x->res > 0 && have + x->res <= 6 * 64);
+      CHECK(x->flags & F_BUFFER);
+      memcpy(received + have, base + (size_t)x->bid * 64, (size_t)x->res);
+      have += x->res;
     }
   }
   CHECK_EQ(have, 6 * 64);
-  for (int i = 0; i < 6 * 64; i++) CHECK_EQ(received[i], (uint8_t)i);
-  ringline_socket_close(sv[0]);
-  ringline_socket_close(sv[1]);
-  ringline_ring_destroy(r);
+  CHECK(memcmp(received, sent, sizeof sent) == 0);
+  return 0;
 }
 
-static void *wake_later(void *arg) {
+/* ── 8. wake from another thread; notify eventfd ───────────────────────── */
+
+static void *wake_after_50ms(void *arg) {
   usleep(50 * 1000);
-  ringline_ring_wake((ringline_ring *)arg);
-  return NULL;
+  intptr_t rc = ringline_ring_wake((ringline_ring *)arg);
+  return (void *)rc;
 }
 
-static void test_wake_from_another_thread(void) {
-  ringline_ring *r = new_ring();
+static int test_wake_and_notify_fd(void) {
+  ringline_ring *r = std_ring();
   CHECK(r != NULL);
-  pthread_t t;
-  CHECK_EQ(pthread_create(&t, NULL, wake_later, r), 0);
-  double start = now_ms();
-  int32_t n = ringline_ring_reap(r, 1, 10 * 1000 * 1000);
-  double waited = now_ms() - start;
-  pthread_join(t, NULL);
+  pthread_t thread;
+  CHECK_EQ(pthread_create(&thread, NULL, wake_after_50ms, r), 0);
+  double t = now_ms();
+  int32_t n = ringline_ring_reap(r, 1, 10 * 1000 * 1000); /* 10 s bound */
+  double waited = now_ms() - t;
+  void *wake_rc = NULL;
+  pthread_join(thread, &wake_rc); /* before any CHECK can return and free the ring */
+  printf("    info: a 10 s wait returned after %.1f ms (wake sent at 50 ms)\n", waited);
+  CHECK_EQ((intptr_t)wake_rc, 0);
+  CHECK(waited < 1000.0);
+  CHECK_EQ(n, 1);
+  const ringline_completion *c = &ringline_ring_completions(r)[0];
+  CHECK_EQ(c->kind, RINGLINE_KIND_WAKE);
+  CHECK(c->extra >= 1);
+  CHECK_EQ(c->bid, -1);
+
+  /* A second wake also works (the internal poll stays armed or is re-armed). */
+  CHECK_EQ(ringline_ring_wake(r), 0);
+  n = ringline_ring_reap(r, 1, 1000000);
   CHECK_EQ(n, 1);
   CHECK_EQ(ringline_ring_completions(r)[0].kind, RINGLINE_KIND_WAKE);
-  CHECK(ringline_ring_completions(r)[0].extra >= 1);
-  CHECK(waited < 1000);
-  printf("    info: a 10 s wait woke after %.1f ms (wake sent at 50 ms)\n", waited);
 
-  /* The notify eventfd turns readable when completions are pending, without reaping. */
-  int efd = ringline_ring_notify_fd(r);
+  /* The notify eventfd turns readable when a completion is pending, without reaping.
+   * On a fresh ring: a wake's own notify signal may come late (the kernel defers it by
+   * an RCU grace period when raised inside an eventfd wakeup), which would blur this. */
+  ringline_ring *q = std_ring();
+  CHECK(q != NULL);
+  int efd = ringline_ring_notify_fd(q);
   CHECK(efd >= 0);
-  put_op(r, 0, RINGLINE_OP_TIMEOUT, 5, 0, 0, -1, 0, 10, 0);
-  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
-  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0);
-  struct pollfd pfd = {.fd = efd, .events = POLLIN};
+  CHECK(efd != ringline_ring_notify_fd(r));
+  struct pollfd pfd = {.fd = efd, .events = POLLIN, .revents = 0};
+  CHECK_EQ(poll(&pfd, 1, 0), 0); /* nothing pending yet */
+  put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 0, 0, -1, 0, 10, 0);
+  CHECK_EQ(ringline_ring_prepare(q, 1), 1);
+  t = now_ms();
+  CHECK_EQ(ringline_ring_reap(q, 0, 0), 0); /* submits, nothing ready yet */
+  CHECK_EQ(poll(&pfd, 1, 0), 0);            /* not signalled before the timer fires */
   CHECK_EQ(poll(&pfd, 1, 1000), 1);
-  ringline_completion c;
-  CHECK(wait_kind(r, 5, &c));
-  CHECK_EQ(c.res, -ETIME);
-  ringline_ring_destroy(r);
+  double signalled = now_ms() - t;
+  printf("    info: notify_fd readable %.1f ms after a 10 ms timeout was submitted\n", signalled);
+  CHECK(pfd.revents & POLLIN);
+  CHECK(signalled >= 5.0 && signalled < 1000.0);
+  n = ringline_ring_reap(q, 0, 0);
+  CHECK_EQ(n, 1);
+  c = &ringline_ring_completions(q)[0];
+  CHECK_EQ(c->kind, 5);
+  CHECK_EQ(c->res, -ETIME);
+
+  /* Toggled off, a completion does not signal it; toggled on again, the next one does. */
+  uint64_t count;
+  while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
+  } /* drain (the eventfd is non-blocking) */
+  CHECK_EQ(ringline_ring_notify_toggle(q, 0), 0);
+  put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 1, 0, -1, 0, 5, 0);
+  CHECK_EQ(ringline_ring_prepare(q, 1), 1);
+  CHECK_EQ(ringline_ring_reap(q, 0, 0), 0);
+  CHECK_EQ(poll(&pfd, 1, 50), 0); /* the 5 ms timer fired unannounced */
+  n = ringline_ring_reap(q, 0, 0);
+  CHECK_EQ(n, 1);
+  CHECK_EQ(ringline_ring_completions(q)[0].slot, 1);
+  while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
+  }
+  CHECK_EQ(ringline_ring_notify_toggle(q, 1), 0);
+  put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 2, 0, -1, 0, 5, 0);
+  CHECK_EQ(ringline_ring_prepare(q, 1), 1);
+  CHECK_EQ(ringline_ring_reap(q, 0, 0), 0);
+  CHECK_EQ(poll(&pfd, 1, 1000), 1);
+  n = ringline_ring_reap(q, 0, 0);
+  CHECK_EQ(n, 1);
+  CHECK_EQ(ringline_ring_completions(q)[0].slot, 2);
+  CHECK_EQ(ringline_ring_notify_toggle(q, 2), -EINVAL);
+  return 0;
 }
 
-static void test_bad_arguments_never_crash(void) {
-  ringline_ring_params p = default_params();
+/* ── 9. bad arguments ──────────────────────────────────────────────────── */
+
+static int create_fails(ringline_ring_params p, int32_t want_err) {
   int32_t err = 0;
+  ringline_ring *r = ringline_ring_create(&p, &err);
+  own_ring(r);
+  CHECK(r == NULL);
+  CHECK_EQ(err, want_err);
+  return 0;
+}
+
+static int test_bad_arguments(void) {
+  /* NULL ring everywhere */
   CHECK_EQ(ringline_ring_prepare(NULL, 1), -EINVAL);
   CHECK_EQ(ringline_ring_reap(NULL, 0, 0), -EINVAL);
+  CHECK_EQ(ringline_ring_reap(NULL, 1, 1000), -EINVAL);
   CHECK_EQ(ringline_ring_wake(NULL), -EINVAL);
   CHECK_EQ(ringline_ring_notify_fd(NULL), -EINVAL);
   CHECK_EQ(ringline_ring_notify_toggle(NULL, 1), -EINVAL);
-  CHECK(ringline_ring_ops(NULL) == NULL && ringline_ring_completions(NULL) == NULL);
-  CHECK(ringline_ring_msgs(NULL) == NULL && ringline_ring_slab(NULL) == NULL);
+  CHECK(ringline_ring_ops(NULL) == NULL);
+  CHECK(ringline_ring_completions(NULL) == NULL);
+  CHECK(ringline_ring_msgs(NULL) == NULL);
+  CHECK(ringline_ring_slab(NULL) == NULL);
   CHECK_EQ(ringline_bufring_create(NULL, 0, 4, 64), -EINVAL);
   CHECK_EQ(ringline_bufring_recycle(NULL, 0, 1), -EINVAL);
   CHECK_EQ(ringline_bufring_destroy(NULL, 0), -EINVAL);
-  CHECK(ringline_bufring_base(NULL, 0) == NULL && ringline_bufring_returns(NULL, 0) == NULL);
+  CHECK(ringline_bufring_base(NULL, 0) == NULL);
+  CHECK(ringline_bufring_returns(NULL, 0) == NULL);
   ringline_ring_destroy(NULL);
 
+  /* ring_create */
+  int32_t err = 0;
   CHECK(ringline_ring_create(NULL, &err) == NULL);
   CHECK_EQ(err, -EINVAL);
-  uint32_t bad_sq[] = {0, 3, 65536};
-  for (int i = 0; i < 3; i++) {
-    p = default_params();
+  CHECK(ringline_ring_create(NULL, NULL) == NULL);
+  ringline_ring_params p = std_params();
+  p.sq_entries = 3;
+  CHECK(own_ring(ringline_ring_create(&p, NULL)) == NULL); /* err may be NULL */
+  const uint32_t bad_sq[] = {0, 3, 65536};
+  for (size_t i = 0; i < sizeof bad_sq / sizeof bad_sq[0]; i++) {
+    p = std_params();
     p.sq_entries = bad_sq[i];
-    err = 0;
-    CHECK(ringline_ring_create(&p, &err) == NULL);
-    CHECK_EQ(err, -EINVAL);
+    CHECK(create_fails(p, -EINVAL) == 0);
   }
-  p = default_params();
-  p.cq_entries = 32; /* smaller than sq */
-  CHECK(ringline_ring_create(&p, &err) == NULL);
-  CHECK_EQ(err, -EINVAL);
+  p = std_params();
+  p.cq_entries = 32; /* smaller than sq 64 */
+  CHECK(create_fails(p, -EINVAL) == 0);
   p.cq_entries = 100; /* not a power of two */
-  CHECK(ringline_ring_create(&p, &err) == NULL);
-  CHECK_EQ(err, -EINVAL);
-  p = default_params();
-  p.setup_flags = 1u << 20;
-  CHECK(ringline_ring_create(&p, &err) == NULL);
-  CHECK_EQ(err, -EINVAL);
+  CHECK(create_fails(p, -EINVAL) == 0);
+  p = std_params();
+  p.setup_flags |= 1u << 3; /* unknown setup flag */
+  CHECK(create_fails(p, -EINVAL) == 0);
+  p.setup_flags = 1u << 31;
+  CHECK(create_fails(p, -EINVAL) == 0);
+  p = std_params();
+  p.slab_bytes = RINGLINE_MAX_SLAB_BYTES + 1;
+  CHECK(create_fails(p, -EINVAL) == 0);
 
-  ringline_ring *r = new_ring();
+  ringline_ring *r = std_ring();
   CHECK(r != NULL);
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  own_fd(sv[0]);
+  own_fd(sv[1]);
+
+  /* bufring_create / recycle / destroy */
   CHECK_EQ(ringline_bufring_create(r, 0, 0, 64), -EINVAL);
   CHECK_EQ(ringline_bufring_create(r, 0, 3, 64), -EINVAL);
   CHECK_EQ(ringline_bufring_create(r, 0, 65536, 64), -EINVAL);
   CHECK_EQ(ringline_bufring_create(r, 0, 4, 0), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0x10000, 4, 64), -EINVAL);
   CHECK_EQ(ringline_bufring_create(r, 0, 4, 64), 0);
-  CHECK_EQ(ringline_bufring_create(r, 0, 4, 64), -EEXIST);
-  ringline_bufring_returns(r, 0)[0] = 4;
-  CHECK_EQ(ringline_bufring_recycle(r, 0, 1), -EINVAL);
-  CHECK_EQ(ringline_bufring_recycle(r, 0, 5), -EINVAL);
-  CHECK_EQ(ringline_bufring_recycle(r, 9, 1), -EINVAL);
-  CHECK_EQ(ringline_ring_prepare(r, 64 + 1), -EINVAL); /* max_ops = sq_entries */
-  CHECK_EQ(ringline_ring_reap(r, 1000000, 0), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0, 8, 128), -EEXIST);
+  CHECK(ringline_bufring_base(r, 1) == NULL); /* unknown group */
+  CHECK(ringline_bufring_returns(r, 1) == NULL);
+  ringline_bufring_returns(r, 0)[0] = 1;
+  ringline_bufring_returns(r, 0)[1] = 4; /* bid == entries */
+  CHECK_EQ(ringline_bufring_recycle(r, 0, 2), -EINVAL);
+  CHECK_EQ(ringline_bufring_recycle(r, 0, 5), -EINVAL); /* more than entries */
+  CHECK_EQ(ringline_bufring_recycle(r, 1, 1), -EINVAL); /* unknown group */
+  CHECK_EQ(ringline_bufring_destroy(r, 1), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 1, 4, 64), 0);
+  CHECK_EQ(ringline_bufring_destroy(r, 1), 0);
+  CHECK_EQ(ringline_bufring_destroy(r, 1), -EINVAL); /* already gone */
 
-  put_op(r, 0, 99, 1, 0, 0, 3, 0, 0, 0);
+  /* prepare / reap bounds (max_ops = sq 64, max_completions = cq 256) */
+  CHECK_EQ(ringline_ring_prepare(r, 65), -EINVAL);
+  CHECK_EQ(ringline_ring_reap(r, 257, 0), -EINVAL);
+  CHECK_EQ(ringline_ring_reap(r, 257, 1000), -EINVAL);
+
+  /* invalid ops: each refused before reaching the kernel */
+  put_op(r, 0, 99, 1, 0, 0, sv[0], 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_COUNT, 1, 0, 0, sv[0], 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
   put_op(r, 0, RINGLINE_OP_RECV_MULTI, 1, 0, 0, -1, 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), -EBADF);
-  put_op(r, 0, RINGLINE_OP_RECV_MULTI, 1, 0, 0, 3, 7, 0, 0); /* bgid 7 not registered */
+  put_op(r, 0, RINGLINE_OP_RECV_MULTI, 1, 0, 0, sv[0], 7, 0, 0); /* bgid 7 not registered */
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
-  put_op(r, 0, RINGLINE_OP_SEND, 1, 0, 0, 3, 64 * 1024 - 4, 8, 0);
+  put_op(r, 0, RINGLINE_OP_SEND, 1, 0, 0, sv[1], 64 * 1024 - 4, 8, 0); /* offset+len past the slab */
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
-  put_op(r, 0, RINGLINE_OP_SENDMSG, 1, 0, 0, 3, 16, 0, 0);
+  put_op(r, 0, RINGLINE_OP_SEND, 1, 0, 0, sv[1], 0xFFFFFFF0u, 0x20, 0); /* offset+len wraps */
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
-  ringline_ring_msgs(r)[0].iov_count = 33;
-  put_op(r, 0, RINGLINE_OP_SENDMSG, 1, 0, 0, 3, 0, 0, 0);
+  put_op(r, 0, RINGLINE_OP_SENDMSG, 1, 0, 0, sv[1], 16, 0, 0); /* msg slot == msg_slots */
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
-  ringline_ring_msgs(r)[0].iov_count = 0;
-  put_op(r, 0, RINGLINE_OP_CONNECT, 1, 0, 0, 3, 0, 0, 0); /* no address */
+  ringline_msg_desc *m = &ringline_ring_msgs(r)[0];
+  memset(m, 0, sizeof *m);
+  m->iov_count = 33;
+  put_op(r, 0, RINGLINE_OP_SENDMSG, 1, 0, 0, sv[1], 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
-  put_op(r, 0, RINGLINE_OP_NOP, 240, 0, 0, -1, 0, 0, 0);
+  m->iov_count = 1;
+  m->iov[0][0] = 64 * 1024;
+  m->iov[0][1] = 1; /* iovec past the slab */
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
-  put_op(r, 0, RINGLINE_OP_TIMEOUT, 1, 0, 0, -1, 16, 5, 0);
+  m->iov_count = 0;
+  m->name_len = RINGLINE_SOCKADDR_MAX + 1;
   CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  m->name_len = 0;
+  put_op(r, 0, RINGLINE_OP_CONNECT, 1, 0, 0, sv[1], 0, 0, 0); /* no peer address */
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_NOP, 240, 0, 0, -1, 0, 0, 0); /* kind past RINGLINE_KIND_USER_MAX */
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_NOP, RINGLINE_KIND_WAKE, 0, 0, -1, 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_NOP, 1, RINGLINE_SLOT_MAX + 1, 0, -1, 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_TIMEOUT, 1, 0, 0, -1, 16, 5, 0); /* timer slot == timer_slots */
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_TIMEOUT_ABS, 1, 0, 0, -1, 0, 1, 1000000000u); /* nanoseconds >= 1e9 */
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_SHUTDOWN, 1, 0, 0, sv[1], 3, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  put_op(r, 0, RINGLINE_OP_CLOSE, 1, 0, 0, -1, 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EBADF);
 
   /* All or nothing: a bad third op means the first two never run. */
   put_op(r, 0, RINGLINE_OP_NOP, 1, 0, 0, -1, 0, 0, 0);
   put_op(r, 1, RINGLINE_OP_NOP, 1, 1, 0, -1, 0, 0, 0);
   put_op(r, 2, 99, 1, 2, 0, -1, 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 3), -EINVAL);
+  usleep(1000);
+  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0);
+  /* and the ring still works afterwards: exactly one NOP comes back */
+  put_op(r, 0, RINGLINE_OP_NOP, 1, 42, 0, -1, 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  CHECK_EQ(ringline_ring_reap(r, 1, 1000000), 1);
+  CHECK_EQ(ringline_ring_completions(r)[0].slot, 42);
+  usleep(1000);
   CHECK_EQ(ringline_ring_reap(r, 0, 0), 0);
 
+  /* a SEND on a ring without a slab */
+  ringline_ring_params q = std_params();
+  q.slab_bytes = 0;
+  ringline_ring *r2 = make_ring(&q);
+  CHECK(r2 != NULL);
+  CHECK(ringline_ring_slab(r2) == NULL);
+  put_op(r2, 0, RINGLINE_OP_SEND, 1, 0, 0, sv[1], 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r2, 1), -EINVAL);
+
+  /* sockets */
+  uint8_t sa[RINGLINE_SOCKADDR_MAX];
+  memset(sa, 0, sizeof sa);
   CHECK_EQ(ringline_socket_nodelay(-1, 1), -EBADF);
-  uint8_t sa[128];
   CHECK_EQ(ringline_socket_name(-1, 0, sa, sizeof sa), -EBADF);
+  CHECK_EQ(ringline_socket_name(sv[0], 2, sa, sizeof sa), -EINVAL);
+  CHECK_EQ(ringline_socket_name(sv[0], 0, NULL, sizeof sa), -EINVAL);
+  CHECK_EQ(ringline_socket_close(-1), -EBADF);
   CHECK_EQ(ringline_socket_pair(NULL), -EINVAL);
+  CHECK_EQ(ringline_addr_parse(NULL, sa, sizeof sa), -EINVAL);
+  CHECK_EQ(ringline_addr_parse("127.0.0.1:1", NULL, sizeof sa), -EINVAL);
+  CHECK_EQ(ringline_addr_parse("127.0.0.1:1", sa, 4), -ENOSPC);
+  char text[8];
+  CHECK_EQ(ringline_addr_format(NULL, 16, text, sizeof text), -EINVAL);
+  CHECK_EQ(ringline_addr_format(sa, 1, text, sizeof text), -EINVAL);
+  CHECK_EQ(ringline_socket_listen(NULL, 16, 16, 0), -EINVAL);
+  CHECK_EQ(ringline_socket_udp(NULL, 16, 0), -EINVAL);
+  CHECK_EQ(ringline_socket_stream(NULL, 16), -EINVAL);
   CHECK_EQ(ringline_thread_pin(1u << 20), -EINVAL);
-  ringline_ring_destroy(r);
+  return 0;
 }
 
-static void test_addresses_and_sockets(void) {
-  uint8_t sa[128];
+/* ── 10. addresses and sockets ─────────────────────────────────────────── */
+
+static int test_addresses_and_sockets(void) {
+  uint8_t sa[RINGLINE_SOCKADDR_MAX];
   char text[160];
   CHECK_EQ(ringline_addr_parse("127.0.0.1:0", sa, sizeof sa), 16);
   CHECK_EQ(ringline_addr_parse("[::1]:8080", sa, sizeof sa), 28);
   CHECK_EQ(ringline_addr_parse("localhost:80", sa, sizeof sa), 16);
-  CHECK(ringline_addr_parse("unix:/tmp/x.sock", sa, sizeof sa) > 0);
-  const char *bad[] = {"", "1.2.3.4", "1.2.3.4:99999", "[::1]80", "host.example:80", "999.1.1.1:1", "unix:", "1.2.3.4:"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK_EQ(ringline_addr_parse(bad[i], sa, sizeof sa), -EINVAL);
-  const char *round[] = {"127.0.0.1:8080", "[::1]:8080", "unix:/tmp/x.sock"};
-  for (int i = 0; i < 3; i++) {
+  struct sockaddr_in in4;
+  memcpy(&in4, sa, sizeof in4);
+  CHECK_EQ(in4.sin_family, AF_INET);
+  CHECK_EQ(ntohs(in4.sin_port), 80);
+  CHECK_EQ(ntohl(in4.sin_addr.s_addr), INADDR_LOOPBACK);
+  int32_t ulen = ringline_addr_parse("unix:/tmp/x.sock", sa, sizeof sa);
+  CHECK_EQ(ulen, (int32_t)(offsetof(struct sockaddr_un, sun_path) + strlen("/tmp/x.sock") + 1));
+  const char *bad[] = {"", "1.2.3.4", "1.2.3.4:99999", "[::1]80", "host.example:80", "999.1.1.1:1", "1.2.3.4:",
+                       "1.2.3.4:8x", "[::1]:", "[::1", "unix:"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (ringline_addr_parse(bad[i], sa, sizeof sa) != -EINVAL) fprintf(stderr, "    accepted \"%s\"\n", bad[i]);
+    CHECK_EQ(ringline_addr_parse(bad[i], sa, sizeof sa), -EINVAL);
+  }
+  const char *round[] = {"127.0.0.1:8080", "[::1]:8080", "unix:/tmp/x.sock", "10.1.2.3:65535"};
+  for (size_t i = 0; i < sizeof round / sizeof round[0]; i++) {
     int32_t len = ringline_addr_parse(round[i], sa, sizeof sa);
     CHECK(len > 0);
-    CHECK(ringline_addr_format(sa, (uint32_t)len, text, sizeof text) > 0);
+    CHECK_EQ(ringline_addr_format(sa, (uint32_t)len, text, sizeof text), strlen(round[i]));
+    if (strcmp(text, round[i]) != 0) fprintf(stderr, "    \"%s\" formatted as \"%s\"\n", round[i], text);
     CHECK(strcmp(text, round[i]) == 0);
   }
+  int32_t len = ringline_addr_parse("[::1]:8080", sa, sizeof sa);
+  CHECK_EQ(ringline_addr_format(sa, (uint32_t)len, text, 5), -ENOSPC); /* too small for the text */
 
-  int32_t len = ringline_addr_parse("127.0.0.1:0", sa, sizeof sa);
-  int32_t fd = ringline_socket_listen(sa, (uint32_t)len, 16, 0);
+  /* TCP listener on an ephemeral loopback port */
+  len = ringline_addr_parse("127.0.0.1:0", sa, sizeof sa);
+  CHECK_EQ(ringline_socket_listen(sa, (uint32_t)len, 0, 0), -EINVAL); /* backlog 0 */
+  int32_t fd = own_fd(ringline_socket_listen(sa, (uint32_t)len, 16, 0));
   CHECK(fd >= 0);
-  uint8_t bound[128];
+  uint8_t bound[RINGLINE_SOCKADDR_MAX];
   int32_t blen = ringline_socket_name(fd, 0, bound, sizeof bound);
   CHECK_EQ(blen, 16);
-  struct sockaddr_in in4;
   memcpy(&in4, bound, sizeof in4);
   CHECK(ntohs(in4.sin_port) != 0);
+  CHECK_EQ(ringline_socket_name(fd, 0, bound, 4), -ENOSPC);
+  CHECK_EQ(ringline_socket_name(fd, 1, bound, sizeof bound), -ENOTCONN); /* a listener has no peer */
   CHECK_EQ(ringline_socket_listen(bound, (uint32_t)blen, 16, 0), -EADDRINUSE);
-  CHECK_EQ(ringline_socket_listen(sa, (uint32_t)len, 0, 0), -EINVAL);
-  ringline_socket_close(fd);
+  CHECK_EQ(ringline_socket_nodelay(fd, 1), 0);
+  CHECK_EQ(ringline_socket_nodelay(fd, 2), -EINVAL);
+  drop_fd(fd);
 
-  int32_t a = ringline_socket_listen(sa, (uint32_t)len, 16, RINGLINE_SOCK_REUSEPORT);
+  /* two REUSEPORT listeners share a port */
+  int32_t a = own_fd(ringline_socket_listen(sa, (uint32_t)len, 16, RINGLINE_SOCK_REUSEPORT));
   CHECK(a >= 0);
   blen = ringline_socket_name(a, 0, bound, sizeof bound);
-  int32_t b = ringline_socket_listen(bound, (uint32_t)blen, 16, RINGLINE_SOCK_REUSEPORT);
+  CHECK_EQ(blen, 16);
+  int32_t b = own_fd(ringline_socket_listen(bound, (uint32_t)blen, 16, RINGLINE_SOCK_REUSEPORT));
   CHECK(b >= 0);
-  ringline_socket_close(a);
-  ringline_socket_close(b);
+  CHECK_EQ(ringline_socket_listen(bound, (uint32_t)blen, 16, 0), -EADDRINUSE); /* but not a third without it */
+  CHECK_EQ(ringline_socket_listen(bound, (uint32_t)blen, 16, 1u << 7), -EINVAL); /* unknown flag */
 
+  /* UDP on [::1]:0 */
   len = ringline_addr_parse("[::1]:0", sa, sizeof sa);
-  int32_t u = ringline_socket_udp(sa, (uint32_t)len, 0);
+  CHECK_EQ(len, 28);
+  int32_t u = own_fd(ringline_socket_udp(sa, (uint32_t)len, 0));
   CHECK(u >= 0);
-  ringline_socket_close(u);
+  blen = ringline_socket_name(u, 0, bound, sizeof bound);
+  CHECK_EQ(blen, 28);
+  CHECK_EQ(ringline_addr_format(bound, (uint32_t)blen, text, sizeof text), (int32_t)strlen(text));
+  CHECK(strncmp(text, "[::1]:", 6) == 0 && strcmp(text, "[::1]:0") != 0);
 
-  /* A stale unix socket file (bound, never listened, closed) is replaced. */
-  char path[64];
-  snprintf(path, sizeof path, "/tmp/ringline-contract-%d.sock", (int)getpid());
-  char addr[80];
-  snprintf(addr, sizeof addr, "unix:%s", path);
+  /* stream socket of the family of an address */
+  int32_t s = own_fd(ringline_socket_stream(sa, (uint32_t)len));
+  CHECK(s >= 0);
+
+  /* unix listener over a stale socket file (bound, never listened, closed) */
+  snprintf(owned_path, sizeof owned_path, "/tmp/ringline-contract-%d.sock", (int)getpid());
+  unlink(owned_path);
+  char addr[160];
+  snprintf(addr, sizeof addr, "unix:%s", owned_path);
   len = ringline_addr_parse(addr, sa, sizeof sa);
-  int stale = socket(AF_UNIX, SOCK_STREAM, 0);
-  CHECK(bind(stale, (struct sockaddr *)sa, (socklen_t)len) == 0);
+  CHECK(len > 0);
+  int stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(stale >= 0);
+  int bound_ok = bind(stale, (const struct sockaddr *)sa, (socklen_t)len) == 0;
   close(stale);
-  CHECK_EQ(ringline_socket_listen(sa, (uint32_t)len, 16, 0), -EADDRINUSE);
-  fd = ringline_socket_listen(sa, (uint32_t)len, 16, RINGLINE_SOCK_UNLINK);
-  CHECK(fd >= 0);
-  ringline_socket_close(fd);
-  unlink(path);
+  CHECK(bound_ok);
+  CHECK(access(owned_path, F_OK) == 0);
+  CHECK_EQ(ringline_socket_listen(sa, (uint32_t)len, 16, 0), -EADDRINUSE); /* without UNLINK */
+  int32_t ufd = own_fd(ringline_socket_listen(sa, (uint32_t)len, 16, RINGLINE_SOCK_UNLINK));
+  CHECK(ufd >= 0);
+  blen = ringline_socket_name(ufd, 0, bound, sizeof bound);
+  CHECK(blen > 0);
+  CHECK(ringline_addr_format(bound, (uint32_t)blen, text, sizeof text) > 0);
+  CHECK(strcmp(text, addr) == 0);
+  /* a live listener's file is not stale: UNLINK leaves it alone */
+  CHECK_EQ(ringline_socket_listen(sa, (uint32_t)len, 16, RINGLINE_SOCK_UNLINK), -EADDRINUSE);
+  int client = own_fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  CHECK(client >= 0);
+  CHECK(connect(client, (const struct sockaddr *)sa, (socklen_t)len) == 0);
+  drop_fd(client);
+  drop_fd(ufd);
+  unlink(owned_path);
+
+  /* a unix sockaddr longer than struct sockaddr_un is refused, not copied */
+  uint8_t big[RINGLINE_SOCKADDR_MAX];
+  memset(big, 'a', sizeof big);
+  sa_family_t fam = AF_UNIX;
+  memcpy(big, &fam, sizeof fam);
+  memcpy(big + sizeof fam, "/tmp/", 5);
+  CHECK(ringline_socket_listen(big, sizeof big, 16, RINGLINE_SOCK_UNLINK) < 0);
+  CHECK(ringline_socket_udp(big, sizeof big, RINGLINE_SOCK_UNLINK) < 0);
+  CHECK(ringline_socket_stream(big, sizeof big) < 0);
+  CHECK(ringline_socket_listen(sa, RINGLINE_SOCKADDR_MAX + 1, 16, 0) < 0);
+
+  /* a stale socket at a full-length path (108 bytes, no NUL, len 110) is replaced too */
+  struct sockaddr_un full;
+  memset(&full, 0, sizeof full);
+  full.sun_family = AF_UNIX;
+  int prefix = snprintf(full.sun_path, sizeof full.sun_path, "/tmp/ringline-contract-%d-", (int)getpid());
+  CHECK(prefix > 0 && prefix < (int)sizeof full.sun_path);
+  memset(full.sun_path + prefix, 'p', sizeof full.sun_path - (size_t)prefix); /* no room left for a NUL */
+  memcpy(owned_path, full.sun_path, sizeof full.sun_path); /* the file's name: all 108 bytes */
+  owned_path[sizeof full.sun_path] = '\0';
+  unlink(owned_path);
+  stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(stale >= 0);
+  bound_ok = bind(stale, (const struct sockaddr *)&full, sizeof full) == 0;
+  close(stale);
+  CHECK(bound_ok);
+  CHECK(access(owned_path, F_OK) == 0);
+  uint8_t full_sa[sizeof full];
+  memcpy(full_sa, &full, sizeof full);
+  CHECK_EQ(ringline_socket_listen(full_sa, sizeof full, 16, 0), -EADDRINUSE);
+  int32_t ffd = own_fd(ringline_socket_listen(full_sa, sizeof full, 16, RINGLINE_SOCK_UNLINK));
+  CHECK(ffd >= 0);
+  blen = ringline_socket_name(ffd, 0, bound, sizeof bound);
+  CHECK(blen > 0);
+  CHECK_EQ(ringline_addr_format(bound, (uint32_t)blen, text, sizeof text), 5 + 108);
+  CHECK(memcmp(text + 5, owned_path, 108) == 0);
+  return 0;
 }
 
-static void test_accept_multishot(void) {
-  ringline_ring *r = new_ring();
+/* ── 11. multishot accept ──────────────────────────────────────────────── */
+
+static int test_accept_multishot(void) {
+  ringline_ring *r = std_ring();
   CHECK(r != NULL);
-  uint8_t sa[128];
-  int32_t len = ringline_addr_parse("127.0.0.1:0", sa, sizeof sa);
-  int32_t lfd = ringline_socket_listen(sa, (uint32_t)len, 16, 0);
+  uint8_t bound[RINGLINE_SOCKADDR_MAX];
+  int32_t blen = 0;
+  int32_t lfd = loopback_listener(bound, &blen);
   CHECK(lfd >= 0);
-  uint8_t bound[128];
-  int32_t blen = ringline_socket_name(lfd, 0, bound, sizeof bound);
-  put_op(r, 0, RINGLINE_OP_ACCEPT_MULTI, 20, 0, 0, lfd, 0, 0, 0);
+  put_op(r, 0, RINGLINE_OP_ACCEPT_MULTI, 20, 7, 3, lfd, 0, 0, 0);
   CHECK_EQ(ringline_ring_prepare(r, 1), 1);
-  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0);
-  int clients[3];
+  CHECK_EQ(ringline_ring_reap(r, 0, 0), 0); /* armed */
   for (int i = 0; i < 3; i++) {
-    clients[i] = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(connect(clients[i], (struct sockaddr *)bound, (socklen_t)blen) == 0);
+    int c = own_fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)); /* blocking client */
+    CHECK(c >= 0);
+    CHECK(connect(c, (const struct sockaddr *)bound, (socklen_t)blen) == 0);
   }
   int accepted = 0;
   double deadline = now_ms() + 2000;
   while (accepted < 3 && now_ms() < deadline) {
-    int32_t n = ringline_ring_reap(r, 1, 100000);
+    int32_t n = reap_some(r);
+    CHECK(n >= 0);
     for (int32_t i = 0; i < n; i++) {
-      ringline_completion x = ringline_ring_completions(r)[i];
-      if (x.kind != 20) continue;
-      CHECK(x.res >= 0);
-      CHECK(x.flags & 2);
-      ringline_socket_close(x.res);
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind != 20) continue;
+      CHECK(x->res >= 0);
+      own_fd(x->res);
+      CHECK_EQ(x->slot, 7);
+      CHECK_EQ(x->gen, 3);
+      CHECK(x->flags & F_MORE);
+      uint8_t peer[RINGLINE_SOCKADDR_MAX];
+      CHECK_EQ(ringline_socket_name(x->res, 1, peer, sizeof peer), 16); /* a connected TCP socket */
+      CHECK_EQ(ringline_socket_nodelay(x->res, 1), 0);
+      drop_fd(x->res);
       accepted++;
     }
   }
   CHECK_EQ(accepted, 3);
-  for (int i = 0; i < 3; i++) close(clients[i]);
-  ringline_socket_close(lfd);
-  ringline_ring_destroy(r);
+  return 0;
 }
 
-static void test_cq_overflow_is_reported_never_silent(void) {
-  ringline_ring_params p = default_params();
+/* ── 12. CQ overflow ───────────────────────────────────────────────────── */
+
+static int test_cq_overflow_accounted(void) {
+  ringline_ring_params p = std_params();
   p.sq_entries = 8;
   p.cq_entries = 8;
   p.max_completions = 256;
-  int32_t err = 0;
-  ringline_ring *r = ringline_ring_create(&p, &err);
+  ringline_ring *r = make_ring(&p);
   CHECK(r != NULL);
-  for (int batch = 0; batch < 8; batch++) {
-    for (uint32_t i = 0; i < 8; i++) put_op(r, i, RINGLINE_OP_NOP, 30, (uint32_t)batch * 8 + i, 0, -1, 0, 0, 0);
-    CHECK_EQ(ringline_ring_prepare(r, 8), 8); /* flushes to the kernel when the SQ fills */
+  /* 64 NOPs through an 8-entry SQ and CQ, never reaping in between: prepare
+   * flushes to the kernel whenever the SQ is full. */
+  for (uint32_t batch = 0; batch < 8; batch++) {
+    for (uint32_t i = 0; i < 8; i++) put_op(r, i, RINGLINE_OP_NOP, 30, batch * 8 + i, 0, -1, 0, 0, 0);
+    CHECK_EQ(ringline_ring_prepare(r, 8), 8);
   }
   int nops = 0;
-  uint32_t dropped = 0;
-  for (int round = 0; round < 20 && nops + (int)dropped < 64; round++) {
+  uint64_t dropped = 0;
+  uint8_t seen[64] = {0};
+  double deadline = now_ms() + 2000;
+  while (nops + (int)dropped < 64 && now_ms() < deadline) {
     int32_t n = ringline_ring_reap(r, 0, 0);
     CHECK(n >= 0);
     for (int32_t i = 0; i < n; i++) {
-      ringline_completion x = ringline_ring_completions(r)[i];
-      if (x.kind == 30) nops++;
-      if (x.kind == RINGLINE_KIND_OVERFLOW) dropped += x.extra;
+      const ringline_completion *x = &ringline_ring_completions(r)[i];
+      if (x->kind == 30) {
+        CHECK(x->slot < 64);
+        CHECK_EQ(seen[x->slot], 0); /* none twice */
+        seen[x->slot] = 1;
+        CHECK_EQ(x->res, 0);
+        nops++;
+      } else if (x->kind == RINGLINE_KIND_OVERFLOW) {
+        CHECK(x->extra > 0);
+        dropped += x->extra;
+      }
     }
+    if (n == 0) usleep(1000);
   }
-  printf("    info: 64 NOPs through an 8-entry CQ: %d delivered, %u reported dropped\n", nops, dropped);
-  CHECK_EQ(nops + (int)dropped, 64);
-  ringline_ring_destroy(r);
+  printf("    info: 64 NOPs through an 8-entry CQ: %d delivered, %llu reported dropped\n", nops,
+         (unsigned long long)dropped);
+  CHECK_EQ(nops + (long long)dropped, 64);
+  return 0;
 }
 
-/* ── runner ───────────────────────────────────────────────────────────── */
+/* ── 13. documented limits ─────────────────────────────────────────────── */
+
+static int nop_once(ringline_ring *r) {
+  put_op(r, 0, RINGLINE_OP_NOP, 9, 1, 1, -1, 0, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  CHECK_EQ(ringline_ring_reap(r, 1, 1000000), 1);
+  CHECK_EQ(ringline_ring_completions(r)[0].kind, 9);
+  return 0;
+}
+
+static int test_limits_accepted(void) {
+  /* sq_entries 1 and RINGLINE_MAX_SQ_ENTRIES are in the documented range, with cq_entries 0 */
+  const uint32_t sq[] = {1, RINGLINE_MAX_SQ_ENTRIES};
+  for (size_t i = 0; i < sizeof sq / sizeof sq[0]; i++) {
+    ringline_ring_params p;
+    memset(&p, 0, sizeof p);
+    p.sq_entries = sq[i];
+    p.setup_flags = RINGLINE_SETUP_DEFER_TASKRUN | RINGLINE_SETUP_SINGLE_ISSUER;
+    ringline_ring *r = make_ring(&p);
+    if (r == NULL) fprintf(stderr, "    sq_entries %u refused\n", sq[i]);
+    CHECK(r != NULL);
+    CHECK(nop_once(r) == 0);
+    /* max_completions defaults to cq_entries' default, 4 x sq: min up to that is accepted */
+    CHECK_EQ(ringline_ring_reap(r, 4 * sq[i], 0), 0);
+    CHECK_EQ(ringline_ring_reap(r, 4 * sq[i] + 1, 0), -EINVAL);
+    drop_ring(r);
+  }
+  /* RINGLINE_MAX_BUFRINGS buffer rings per ring, then -ENOSPC */
+  ringline_ring *r = std_ring();
+  CHECK(r != NULL);
+  for (uint32_t g = 0; g < RINGLINE_MAX_BUFRINGS; g++) CHECK_EQ(ringline_bufring_create(r, g * 100, 2, 16), 0);
+  CHECK_EQ(ringline_bufring_create(r, 999, 2, 16), -ENOSPC);
+  CHECK_EQ(ringline_bufring_destroy(r, 300), 0);
+  CHECK_EQ(ringline_bufring_create(r, 999, RINGLINE_MAX_BUF_ENTRIES, 1), 0);
+  return 0;
+}
+
+/* ── runner ────────────────────────────────────────────────────────────── */
 
 static const struct {
   const char *name;
-  void (*fn)(void);
+  int (*fn)(void);
 } tests[] = {
-    {"probe reports this kernel's features and leaks no fd", test_probe},
-    {"layout query publishes the records", test_layout},
-    {"create/destroy 1,000 rings leaks no fd or memory", test_create_destroy_1000_rings_leaks_nothing},
-    {"NOP round trip echoes kind/slot/generation", test_nop_round_trip},
-    {"relative and absolute timeouts; cancel by user_data", test_timeouts_and_cancel},
-    {"send, sendmsg and multishot recv over a socketpair", test_send_recv_over_socketpair},
-    {"recv multishot with 4 buffers until ENOBUFS, replenish, continue", test_recv_until_enobufs_then_replenish},
-    {"eventfd wake from another thread interrupts a 10 s wait", test_wake_from_another_thread},
-    {"bad arguments return -EINVAL/-EBADF, never crash", test_bad_arguments_never_crash},
-    {"address parse/format and socket helpers", test_addresses_and_sockets},
+    {"probe: features of this kernel, no fd leak over 50 calls", test_probe},
+    {"layout: query publishes the ABI version, refuses small/NULL buffers", test_layout},
+    {"create/destroy 1,000 rings with a bufring: no fd or memory leak", test_create_destroy_1000_rings},
+    {"NOP round trip echoes kind/slot/gen; batched NOP timing", test_nop_round_trip},
+    {"timeouts: relative, absolute, cancelled by user_data", test_timeouts_and_cancel},
+    {"socketpair: send, sendmsg with 3 iovecs, multishot recv", test_send_sendmsg_recv_socketpair},
+    {"recv multishot: 4 buffers until -ENOBUFS, replenish, continue", test_recv_enobufs_replenish},
+    {"wake from another thread; notify eventfd signals pending completions", test_wake_and_notify_fd},
+    {"bad arguments return -EINVAL/-EBADF/-EEXIST, never crash", test_bad_arguments},
+    {"addresses and sockets: parse, format, listen, reuseport, udp, unix", test_addresses_and_sockets},
     {"multishot accept over TCP loopback", test_accept_multishot},
-    {"CQ overflow is reported, never silent", test_cq_overflow_is_reported_never_silent},
+    {"CQ overflow: every NOP delivered or reported dropped", test_cq_overflow_accounted},
+    {"documented limits: sq 1 and 32768, 8 bufrings, 32768 buffers", test_limits_accepted},
 };
 
+/* Runs one test in a child process, so a crash (UBSan trap, abort, SIGSEGV) or a
+ * hang (20 s alarm) fails that test only and the summary line still comes out.
+ * Returns 0 on pass; otherwise the reason is in `reason`. */
+static int run_isolated(size_t idx, char *reason, size_t cap) {
+  int pfd[2];
+  reason[0] = '\0';
+  if (pipe(pfd) < 0) {
+    snprintf(reason, cap, "pipe: %s", strerror(errno));
+    return 1;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(reason, cap, "fork: %s", strerror(errno));
+    close(pfd[0]);
+    close(pfd[1]);
+    return 1;
+  }
+  if (pid == 0) {
+    close(pfd[0]);
+    alarm(20);
+    reset_owned();
+    g_reason[0] = '\0';
+    int rc = tests[idx].fn();
+    release_owned();
+    if (rc != 0) {
+      const char *why = g_reason[0] ? g_reason : "failed without a reason";
+      ssize_t w = write(pfd[1], why, strlen(why));
+      (void)w;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    _exit(rc != 0);
+  }
+  close(pfd[1]);
+  size_t have = 0;
+  for (;;) {
+    ssize_t k = read(pfd[0], reason + have, cap - 1 - have);
+    if (k > 0 && have + (size_t)k < cap - 1) {
+      have += (size_t)k;
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    if (k > 0) have += (size_t)k;
+    break;
+  }
+  reason[have] = '\0';
+  close(pfd[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    snprintf(reason, cap, "%s (signal %d: %s)", sig == SIGALRM ? "timed out after 20 s" : "crashed", sig,
+             strsignal(sig));
+  } else if (reason[0] == '\0') {
+    snprintf(reason, cap, "exited with status %d", WEXITSTATUS(status));
+  }
+  return 1;
+}
+
 int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
   int passed = 0, failed = 0;
+  double start = now_ms();
+  char reason[sizeof g_reason];
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-    failures_in_test = 0;
-    tests[i].fn();
-    if (failures_in_test == 0) {
+    if (run_isolated(i, reason, sizeof reason) == 0) {
       passed++;
       printf("ok - %s\n", tests[i].name);
     } else {
       failed++;
-      printf("FAIL - %s\n", tests[i].name);
+      printf("FAIL - %s: %s\n", tests[i].name, reason);
     }
   }
+  fprintf(stderr, "    (suite took %.0f ms)\n", now_ms() - start);
   printf("%d passed, %d failed\n", passed, failed);
   fflush(stdout);
   return failed == 0 ? 0 : 1;
