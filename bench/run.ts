@@ -7,6 +7,7 @@
 //   bun bench/run.ts                 full run (3 repetitions × 3 s cells)
 //   bun bench/run.ts --quick         smoke run (1 repetition × 1 s cells)
 //   BENCH_REPS=5 BENCH_SECONDS=5 bun bench/run.ts
+//   BENCH_SERVERS=ringline BENCH_ROWS="UDP rr,connect" bun bench/run.ts --quick   (a subset)
 //
 // Needs `zig build bench` (zig-out/bin/loadgen, echo_uring, echo_epoll) and `node` on PATH.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -25,7 +26,7 @@ interface ServerSpec {
   env?: Record<string, string>
 }
 
-const SERVERS: ServerSpec[] = [
+const ALL_SERVERS: ServerSpec[] = [
   { name: "C io_uring", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
   { name: "C epoll", cmd: [bin("echo_epoll"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
   { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "io_uring" } },
@@ -42,7 +43,7 @@ interface RowSpec {
 }
 
 const s = String(SECONDS)
-const ROWS: RowSpec[] = [
+const ALL_ROWS: RowSpec[] = [
   { name: "TCP rr, 16 conns × 64 B", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s] },
   { name: "TCP rr, 128 conns × 1 KiB", args: (t) => ["tcp-rr", "--addr", t, "--conns", "128", "--size", "1024", "--seconds", s] },
   { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20)] },
@@ -52,6 +53,13 @@ const ROWS: RowSpec[] = [
   { name: "connect storm, 32 concurrent", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "1024" : "4096", "--concurrency", "32"] },
   { name: "TCP open loop 16 conns × 64 B at 20k req/s", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s, "--rate", "20000"], latency: true },
 ]
+
+/** BENCH_SERVERS / BENCH_ROWS: comma-separated substrings to run a subset (C io_uring always runs: ratios pair with it). */
+const pick = <T extends { name: string }>(all: T[], filter: string | undefined, keep?: string): T[] =>
+  filter ? all.filter((x) => x.name === keep || filter.split(",").some((f) => x.name.includes(f.trim()))) : all
+const SERVERS = pick(ALL_SERVERS, process.env.BENCH_SERVERS, "C io_uring")
+const ROWS = pick(ALL_ROWS, process.env.BENCH_ROWS)
+const EXTRAS = process.env.BENCH_ROWS === undefined && process.env.BENCH_SERVERS === undefined
 
 interface LoadResult {
   ok: boolean
@@ -227,10 +235,10 @@ function latencyTable(): string {
   return lines.join("\n")
 }
 
-// ── extras: idle CPU, memory, scaling ───────────────────────────────────
-const ringline = SERVERS.find((x) => x.name === "ringline io_uring")!
+// ── extras: idle CPU, memory, scaling (full runs only) ──────────────────
+const ringline = ALL_SERVERS.find((x) => x.name === "ringline io_uring")!
 const extras: string[] = []
-{
+if (EXTRAS) {
   const idleSeconds = quick ? 2 : 10
   const server = await startServer(ringline, "0,1", ["2"])
   await Bun.sleep(500)
@@ -240,7 +248,7 @@ const extras: string[] = []
   extras.push(`| idle CPU, 2-worker ringline io_uring server over ${idleSeconds} s | ${pct.toFixed(2)} % of one core |`)
   await server.stop()
 }
-{
+if (EXTRAS) {
   const server = await startServer(ringline, "1")
   const base = rssKiB(server.pid)
   for (const conns of [1, 1000]) {
@@ -252,7 +260,7 @@ const extras: string[] = []
   }
   await server.stop()
 }
-for (const threads of [1, 2]) {
+for (const threads of EXTRAS ? [1, 2] : []) {
   const server = await startServer(ringline, "0,1", [String(threads)])
   const load = await loadgen(ROWS[1]!.args(server.tcp, server.udp), "0,1")
   extras.push(`| scaling: ${threads} worker(s), TCP rr 128 conns × 1 KiB (server and loadgen share both CPUs) | ${load.ok ? `${(load.ops / load.seconds).toFixed(0)} ops/s` : "FAILED"} |`)

@@ -152,6 +152,10 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     this.handler.onTick?.(this)
   }
 
+  get hasTickHook(): boolean {
+    return this.handler.onTick !== undefined
+  }
+
   onNotify(): void {
     this.handler.onNotify?.(this)
   }

@@ -47,6 +47,11 @@ export class SendPool {
     this.waiters.shift()?.()
   }
 
+  /** Someone waits for a slot (a release would resume them). */
+  get hasWaiters(): boolean {
+    return this.waiters.length > 0
+  }
+
   /** Resolves when a slot has been freed (FIFO among waiters). */
   waitForSlot(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve))
@@ -134,6 +139,11 @@ export class SendQueue {
     }
     this.queuedSeq += n
     return true
+  }
+
+  /** A send() waits on this queue (a completion would resume it). */
+  get hasTokens(): boolean {
+    return this.tokens.length > 0
   }
 
   /** A promise that resolves when every byte queued so far has reached the kernel. */

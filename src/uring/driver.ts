@@ -117,6 +117,8 @@ export class UringDriver implements Driver, ConnBackend {
   private acceptPausedFull = false
 
   private readonly udps: UringUdp[] = []
+  /** The handler has an onTick hook (it runs after every batch, so every batch may resume code). */
+  private readonly hasTickHook: boolean
 
   // Timers: slot → resolver, generation for cancellation.
   private readonly timerResolve: Array<(() => void) | undefined>
@@ -132,6 +134,7 @@ export class UringDriver implements Driver, ConnBackend {
   constructor(private readonly host: DriverHost) {
     const cfg = (this.cfg = host.config)
     this.counters = host.counters
+    this.hasTickHook = host.hasTickHook
     if (host.pinCpu !== null) {
       const rc = native().sym.ringline_thread_pin(host.pinCpu)
       if (rc < 0) console.error(`ringline: worker ${host.workerId}: pinning to CPU ${host.pinCpu} failed (${errnoName(rc)}); running unpinned`)
@@ -268,10 +271,12 @@ export class UringDriver implements Driver, ConnBackend {
         lastYield = performance.now()
       }
       if (n === 0) continue
-      this.dispatch(n)
+      const resumed = this.dispatch(n)
       this.host.onTick()
-      drained = false
-      for (let i = 0; i < MICROTASK_TURNS; i++) await null
+      if (resumed) {
+        drained = false
+        for (let i = 0; i < MICROTASK_TURNS; i++) await null
+      }
       if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await hop()
         drained = true
@@ -294,8 +299,14 @@ export class UringDriver implements Driver, ConnBackend {
     return n
   }
 
-  private dispatch(n: number): void {
+  /**
+   * Handles a batch of completions; returns whether any of them may have resumed
+   * handler code (a resolved promise), which then gets its microtask turns. Send
+   * completions nobody awaits are "quiet": the loop goes straight on.
+   */
+  private dispatch(n: number): boolean {
     const cq = this.ring.cqes
+    let resumed = this.hasTickHook
     for (let i = 0; i < n; i++) {
       const o = i * CQE.words
       const kind = cq[o + CQE.kind]!
@@ -305,46 +316,52 @@ export class UringDriver implements Driver, ConnBackend {
       const flags = cq[o + CQE.flags]!
       const bid = cq[o + CQE.bid]!
       switch (kind) {
-        case Kind.RECV:
-          this.onRecv(slot, gen, res, flags, bid)
-          break
         case Kind.SEND:
+          if (this.pool.hasWaiters || this.conns[slot]?.sendQueue.hasTokens || res < 0) resumed = true
           this.onSend(slot, gen, res)
           break
-        case Kind.ACCEPT:
-          this.onAccept(slot, res, flags)
+        case Kind.UDP_SEND:
+          if (this.udpSlots.hasWaiters) resumed = true
+          this.udpSend(slot, res)
           break
         case Kind.POLLOUT:
           this.onPollOut(slot, gen)
           break
-        case Kind.CLOSE:
-          this.onClosed(slot, gen)
-          break
         case Kind.LISTENER_CLOSE:
           this.onListenerCancelled(slot)
           break
-        case Kind.TIMER:
-          this.onTimer(slot, gen)
-          break
-        case Kind.CONNECT:
-          this.onConnect(slot, gen, res)
-          break
-        case Kind.UDP_RECV:
-          this.udps[slot]?.onRecv(res, flags, bid)
-          break
-        case Kind.UDP_SEND:
-          this.udpSend(slot, res)
-          break
-        case KIND_WAKE:
-          this.host.onNotify()
+        case Kind.CANCEL:
+        case Kind.SHUTDOWN:
           break
         case KIND_OVERFLOW:
           this.counters[C.cqOverflow]! += cq[o + CQE.extra]!
           console.error(`ringline: worker ${this.host.workerId}: the kernel dropped ${cq[o + CQE.extra]} completions (CQ overflow)`)
           break
         default:
-          break // CANCEL, SHUTDOWN: nothing to do
+          resumed = true
+          this.dispatchResuming(kind, slot, gen, res, flags, bid)
       }
+    }
+    return resumed
+  }
+
+  /** Completions that hand something to handler code. */
+  private dispatchResuming(kind: number, slot: number, gen: number, res: number, flags: number, bid: number): void {
+    switch (kind) {
+      case Kind.RECV:
+        return this.onRecv(slot, gen, res, flags, bid)
+      case Kind.ACCEPT:
+        return this.onAccept(slot, res, flags)
+      case Kind.CLOSE:
+        return this.onClosed(slot, gen)
+      case Kind.TIMER:
+        return this.onTimer(slot, gen)
+      case Kind.CONNECT:
+        return this.onConnect(slot, gen, res)
+      case Kind.UDP_RECV:
+        return this.udps[slot]?.onRecv(res, flags, bid)
+      case KIND_WAKE:
+        return this.host.onNotify()
     }
   }
 

@@ -36,6 +36,10 @@ export class UdpSendSlots {
     this.waiters.shift()?.()
   }
 
+  get hasWaiters(): boolean {
+    return this.waiters.length > 0
+  }
+
   ready(): Promise<void> {
     if (this.free.length > 0) return Promise.resolve()
     return new Promise((resolve) => this.waiters.push(resolve))
