@@ -1,6 +1,8 @@
 // Shared test helpers: the seed's test config, launching fixtures, and
 // node:net clients that fail (not hang) when something is wrong.
 import net from "node:net"
+import { availableParallelism } from "node:os"
+import { readdirSync } from "node:fs"
 import { chooseBackend } from "../src/backend"
 import { Config, RinglineBuilder, type HandlerSpec, type Server } from "../src/index"
 
@@ -140,5 +142,22 @@ export async function echoOnce(addr: string, payload: Uint8Array): Promise<Buffe
     return await c.readExactly(payload.length)
   } finally {
     c.end()
+  }
+}
+
+/**
+ * Puts this test process's main thread (the client) on CPU 0 and every other
+ * thread (the servers' Workers) on CPU 1, so single-flight round trips measure
+ * the servers rather than where the scheduler happened to place them (on this
+ * 2-vCPU VM a same-CPU and a cross-CPU wake-up differ ~6×). Returns the undo.
+ * A no-op with fewer than 2 CPUs.
+ */
+export function splitClientAndServerCpus(): () => void {
+  if (availableParallelism() < 2) return () => {}
+  const pin = (tid: string, cpus: string) => Bun.spawnSync(["taskset", "-pc", cpus, tid], { stdout: "ignore", stderr: "ignore" })
+  const tids = () => readdirSync("/proc/self/task")
+  for (const tid of tids()) pin(tid, tid === String(process.pid) ? "0" : "1")
+  return () => {
+    for (const tid of tids()) pin(tid, `0-${availableParallelism() - 1}`)
   }
 }

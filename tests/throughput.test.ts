@@ -5,7 +5,7 @@
 import { expect, test } from "bun:test"
 import dgram from "node:dgram"
 import { Config, RinglineBuilder, type Server } from "../src/index"
-import { Client, fixture, pattern, testConfig } from "./helpers"
+import { Client, fixture, pattern, splitClientAndServerCpus, testConfig } from "./helpers"
 
 const TOTAL = 8 * 1024 * 1024
 const CHUNK = 64 * 1024
@@ -17,6 +17,14 @@ async function stop(server: Server): Promise<void> {
 
 /** Writes CHUNK bytes, reads the echo back, repeats: at most one chunk in flight. */
 async function chunkedEcho(addr: string, payload: Uint8Array): Promise<[number, Buffer]> {
+  // Warm-up (not timed) so both servers meet an equally warm, JIT-compiled client.
+  const warm = await Client.connect(addr)
+  for (let i = 0; i < 16; i++) {
+    await warm.write(payload.subarray(0, CHUNK))
+    await warm.readExactly(CHUNK, 30_000)
+  }
+  warm.end()
+
   const c = await Client.connect(addr)
   const parts: Buffer[] = []
   const t = performance.now()
@@ -41,29 +49,45 @@ async function baselineServer(kind: "tcp" | "udp"): Promise<{ addr: string; stop
   return { addr: `127.0.0.1:${port}`, stop: () => worker.terminate() }
 }
 
+/**
+ * Times `run` against ringline and the baseline in alternating rounds (both
+ * servers up at once, client and servers on separate CPUs) and keeps each
+ * side's best round.
+ */
+async function bestOfAlternating(rounds: number, run: (side: 0 | 1) => Promise<number>): Promise<[number, number]> {
+  const best: [number, number] = [Infinity, Infinity]
+  const unpin = splitClientAndServerCpus()
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const side of [0, 1] as const) best[side] = Math.min(best[side], await run(side))
+    }
+  } finally {
+    unpin()
+  }
+  return best
+}
+
+const ROUNDS = 3
+
 test("tcp_throughput_round_trip_vs_std_net", async () => {
   const payload = pattern(TOTAL)
+  const expected = Buffer.from(payload)
   const server = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("stream_echo"))
-  let rlMs: number
-  try {
-    const [ms, got] = await chunkedEcho(server.tcpAddr!, payload)
-    rlMs = ms
-    expect(got.length).toBe(payload.length)
-    expect(got.equals(Buffer.from(payload))).toBe(true)
-  } finally {
-    await stop(server)
-  }
   const baseline = await baselineServer("tcp")
-  let baseMs: number
+  let rlMs: number, baseMs: number
   try {
-    const [ms, got] = await chunkedEcho(baseline.addr, payload)
-    baseMs = ms
-    expect(got.equals(Buffer.from(payload))).toBe(true)
+    ;[rlMs, baseMs] = await bestOfAlternating(ROUNDS, async (side) => {
+      const [ms, got] = await chunkedEcho(side === 0 ? server.tcpAddr! : baseline.addr, payload)
+      expect(got.length).toBe(payload.length)
+      expect(got.equals(expected)).toBe(true)
+      return ms
+    })
   } finally {
     baseline.stop()
+    await stop(server)
   }
   const mbps = (ms: number) => (TOTAL / 1e6 / (ms / 1000)).toFixed(0)
-  console.error(`TCP 8 MiB echo (chunked 64 KiB) [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${mbps(rlMs)} MB/s), Bun.listen=${baseMs.toFixed(1)} ms (${mbps(baseMs)} MB/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
+  console.error(`TCP 8 MiB echo (chunked 64 KiB, best of ${ROUNDS}) [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${mbps(rlMs)} MB/s), Bun.listen=${baseMs.toFixed(1)} ms (${mbps(baseMs)} MB/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
   expect(rlMs).toBeLessThan(baseMs * 5)
 })
 
@@ -92,9 +116,11 @@ async function udpRequestReply(addr: string, count: number, size: number): Promi
   let wake: ((b: Buffer) => void) | null = null
   sock.on("message", (m) => wake?.(m))
   const payload = Buffer.alloc(size)
-  const t = performance.now()
+  const warmup = 100 // round trips before the clock starts, so both servers meet a warm client
+  let t = performance.now()
   try {
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < warmup + count; i++) {
+      if (i === warmup) t = performance.now()
       payload.writeUInt32LE(i, 0)
       const reply = await new Promise<Buffer>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`round trip ${i}: no reply within 2 s`)), 2000)
@@ -117,20 +143,15 @@ test("udp_throughput_request_reply_vs_std_net", async () => {
     c.udpRecvQueueCapacity = 4096
   })
   const server = await new RinglineBuilder(cfg).bindUdp("127.0.0.1:0").launch(fixture("udp_echo"))
-  let rlMs: number
-  try {
-    rlMs = await udpRequestReply(server.udpAddr!, count, size)
-  } finally {
-    await stop(server)
-  }
   const baseline = await baselineServer("udp")
-  let baseMs: number
+  let rlMs: number, baseMs: number
   try {
-    baseMs = await udpRequestReply(baseline.addr, count, size)
+    ;[rlMs, baseMs] = await bestOfAlternating(ROUNDS, (side) => udpRequestReply(side === 0 ? server.udpAddr! : baseline.addr, count, size))
   } finally {
     baseline.stop()
+    await stop(server)
   }
-  console.error(`UDP ${count} × ${size} B req/reply [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${((count * 1000) / rlMs).toFixed(0)} rtt/s), Bun.udpSocket=${baseMs.toFixed(1)} ms (${((count * 1000) / baseMs).toFixed(0)} rtt/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
+  console.error(`UDP ${count} × ${size} B req/reply (best of ${ROUNDS}) [${server.backend}]: ringline=${rlMs.toFixed(1)} ms (${((count * 1000) / rlMs).toFixed(0)} rtt/s), Bun.udpSocket=${baseMs.toFixed(1)} ms (${((count * 1000) / baseMs).toFixed(0)} rtt/s), ratio=${(rlMs / baseMs).toFixed(2)}x`)
   expect(rlMs).toBeLessThan(30_000)
   expect(rlMs).toBeLessThan(baseMs * 5)
 })

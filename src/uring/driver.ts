@@ -14,6 +14,7 @@ import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag } from
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, TimerExhaustedError } from "../errors"
 import type { BufferLender } from "../recv"
+import { handlerProgress } from "../progress"
 import { SendPool } from "../send"
 import { udpMaxDatagram, type UdpCtx } from "../udp"
 import { Kind } from "./kinds"
@@ -51,8 +52,10 @@ interface PendingConnect {
   onAbort: () => void
 }
 
-/** Microtask turns given to resumed handlers after each batch (covers the usual await chains). */
+/** Microtask turns between checks of handler progress (covers the usual await chains). */
 const MICROTASK_TURNS = 3
+/** At most this many progress checks per batch before the loop goes on (then a full event-loop turn follows). */
+const MAX_PROGRESS_CHECKS = 64
 /** While busy, a full event-loop turn at least this often. */
 const YIELD_EVERY_MS = 1
 /** How long an idle worker waits in the kernel before parking on the notify eventfd. */
@@ -275,13 +278,27 @@ export class UringDriver implements Driver, ConnBackend {
       this.host.onTick()
       if (resumed) {
         drained = false
-        for (let i = 0; i < MICROTASK_TURNS; i++) await null
+        await this.runResumedHandlers()
       }
       if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await hop()
         drained = true
         lastYield = performance.now()
       }
+    }
+  }
+
+  /**
+   * Gives resumed handlers microtask turns for as long as they keep calling in
+   * (working through buffered data), so they keep up with the ring instead of
+   * the loop reaping more while they lag (which would push received bytes past
+   * the buffer-lending budget into copies).
+   */
+  private async runResumedHandlers(): Promise<void> {
+    let seen = -1
+    for (let check = 0; check < MAX_PROGRESS_CHECKS && handlerProgress.calls !== seen; check++) {
+      seen = handlerProgress.calls
+      for (let i = 0; i < MICROTASK_TURNS; i++) await null
     }
   }
 
