@@ -31,9 +31,9 @@ export class SendError extends Error {
   }
 }
 
-export type UdpSendErrorKind = "PoolExhausted" | "SubmissionQueueFull" | "InvalidInput"
+export type UdpSendErrorKind = "PoolExhausted" | "SubmissionQueueFull" | "InvalidInput" | "Closed"
 
-/** A datagram was not queued: no free send slot, no submission room, or bad input. */
+/** A datagram was not queued: no free send slot, no submission room, bad input, or the socket is closed. */
 export class UdpSendError extends Error {
   constructor(
     readonly kind: UdpSendErrorKind,
@@ -111,4 +111,13 @@ export function abortError(signal: AbortSignal | undefined, what: string): Error
   const e = new Error(`${what} was aborted`)
   e.name = "AbortError"
   return e
+}
+
+/** A timer or other worker resource was asked for after the worker shut down (code ESHUTDOWN). */
+export class ShutdownError extends Error {
+  readonly code = "ESHUTDOWN"
+  constructor(what: string) {
+    super(`${what}: the worker has shut down`)
+    this.name = "ShutdownError"
+  }
 }

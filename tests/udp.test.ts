@@ -1,7 +1,7 @@
 // UDP through ringline on whichever backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
 import { notIoUring, testConfig } from "./helpers"
-import { Config, RinglineBuilder, type Server } from "../src/index"
+import { Config, RinglineBuilder, sleep, UdpSendError, type AsyncEventHandler, type Server, type UdpCtx } from "../src/index"
 import { UdpClient } from "./udp_client"
 
 const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
@@ -154,5 +154,32 @@ describe("udp", () => {
   test("a bad bind address is rejected with a clear error", async () => {
     const attempt = new RinglineBuilder(udpConfig()).bindUdp("not-an-address").launch(fixture("udp_echo"))
     await expect(attempt).rejects.toThrow(/not-an-address/)
+  })
+
+  test("after its worker shuts down, a handler's sleep and sendTo fail with clear errors", async () => {
+    // Inline worker (the class itself): the thread lives on after the ring is torn down,
+    // so these calls must be refused rather than touch freed native memory.
+    const seen: string[] = []
+    class Late implements AsyncEventHandler {
+      static createForWorker(): Late {
+        return new Late()
+      }
+      async onAccept(): Promise<void> {}
+      async onUdpBind(udp: UdpCtx): Promise<void> {
+        await udp.recvFrom().catch(() => seen.push("recvFrom:rejected"))
+        await sleep(10).catch((e: { code?: string }) => seen.push(`sleep:${e.code}`))
+        try {
+          udp.sendTo("127.0.0.1:9", new Uint8Array(1))
+          seen.push("sendTo:accepted")
+        } catch (e) {
+          seen.push(`sendTo:${(e as UdpSendError).kind}`)
+        }
+      }
+    }
+    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Late)
+    server.shutdown.shutdown()
+    await Promise.all(server.handles.map((h) => h.join()))
+    for (let i = 0; i < 50 && seen.length < 3; i++) await Bun.sleep(10)
+    expect(seen).toEqual(["recvFrom:rejected", "sleep:ESHUTDOWN", "sendTo:Closed"])
   })
 })

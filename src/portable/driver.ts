@@ -19,7 +19,7 @@ import { isIP } from "node:net"
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
-import { abortError, ConnectError, NativeError, TimerExhaustedError } from "../errors"
+import { abortError, ConnectError, NativeError, ShutdownError, TimerExhaustedError } from "../errors"
 import { C } from "../metrics"
 import { SendPool } from "../send"
 import type { UdpCtx } from "../udp"
@@ -125,8 +125,8 @@ export class PortableDriver implements Driver, ConnBackend {
   private readonly udpSlots: UdpSendSlots
   private readonly udps: PortableUdp[] = []
 
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
-  private liveTimers = 0
+  /** Pending sleeps, each as the function that cancels it with an error (bounded by timerSlots). */
+  private readonly sleeps = new Set<(e: Error) => void>()
 
   private tickScheduled = false
   private notifyScheduled = false
@@ -426,6 +426,7 @@ export class PortableDriver implements Driver, ConnBackend {
   connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
     const { timeoutMs = 0, signal } = options
     if (signal?.aborted) return Promise.reject(abortError(signal, `connect ${addr}`))
+    if (this.destroying) return Promise.reject(new ConnectError("ECANCELED", addr, `connect ${addr}: the worker has shut down`))
     const where = splitAddr(addr)
     if (where === null) return Promise.reject(new ConnectError("EINVAL", addr, `"${addr}" is not host:port, [v6]:port or unix:/path`))
     if (this.freeCount === 0) {
@@ -495,33 +496,32 @@ export class PortableDriver implements Driver, ConnBackend {
   /** setTimeout bounded by Config.timerSlots live timers, like the ring's timer table. */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason)
-    if (this.liveTimers >= this.cfg.timerSlots) {
+    if (this.destroying) return Promise.reject(new ShutdownError("sleep"))
+    if (this.sleeps.size >= this.cfg.timerSlots) {
       this.counters[C.timerExhausted]!++
       return Promise.reject(new TimerExhaustedError(this.cfg.timerSlots))
     }
-    this.liveTimers++
     return new Promise<void>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout>
+      const fail = (e: Error) => {
+        clearTimeout(timer)
+        free()
+        reject(e)
+      }
       const free = () => {
-        this.liveTimers--
-        this.timers.delete(timer)
+        this.sleeps.delete(fail)
         signal?.removeEventListener("abort", onAbort)
       }
       const arm = (left: number) => {
         timer = setTimeout(() => {
-          this.timers.delete(timer)
           if (left > MAX_TIMEOUT_MS) return arm(left - MAX_TIMEOUT_MS)
           free()
           resolve()
           this.eventsHappened()
         }, Math.min(left, MAX_TIMEOUT_MS))
-        this.timers.add(timer)
       }
-      const onAbort = () => {
-        clearTimeout(timer)
-        free()
-        reject(signal!.reason)
-      }
+      const onAbort = () => fail(signal!.reason)
+      this.sleeps.add(fail)
       signal?.addEventListener("abort", onAbort, { once: true })
       arm(Math.max(0, Math.ceil(ms) || 0))
     })
@@ -545,8 +545,7 @@ export class PortableDriver implements Driver, ConnBackend {
     for (const p of [...this.connecting.values()]) p.reject(new ConnectError("ECANCELED", p.addr, `connect ${p.addr}: the worker shut down`))
     for (const conn of this.liveConnections()) this.close(conn, true)
     for (const u of this.udps) u.close()
-    for (const t of this.timers) clearTimeout(t)
-    this.timers.clear()
+    for (const fail of [...this.sleeps]) fail(new ShutdownError("sleep"))
     // Bun delivers close callbacks at once or within a turn; wait for the slots (bounded).
     for (let i = 0; i < 100 && this.freeCount < this.conns.length; i++) await new Promise((r) => setImmediate(r))
     this.destroyed = true

@@ -89,6 +89,7 @@ export class PortableUdp implements UdpBackend {
   }
 
   sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
+    if (this.socket.closed) throw new UdpSendError("Closed", "the UDP socket is closed (its worker shut down)")
     if (isIP(peer.address) === 0) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
     if (!this.slots.take()) throw new UdpSendError("PoolExhausted", `all ${this.slots.count} UDP send slots are in flight (await sendReady())`)
     this.pending.push({ data: data.slice(), peer })

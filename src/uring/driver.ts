@@ -12,7 +12,7 @@ import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
 import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag } from "../native/layout"
 import { cString, decodeCString, native } from "../native/lib"
-import { abortError, ConnectError, TimerExhaustedError } from "../errors"
+import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
 import type { BufferLender } from "../recv"
 import { handlerProgress } from "../progress"
 import { SendPool } from "../send"
@@ -125,6 +125,7 @@ export class UringDriver implements Driver, ConnBackend {
 
   // Timers: slot → resolver, generation for cancellation.
   private readonly timerResolve: Array<(() => void) | undefined>
+  private readonly timerReject: Array<((e: Error) => void) | undefined>
   private readonly timerGen: Uint32Array
   private readonly timerFree: Int32Array
   private timerFreeCount: number
@@ -167,6 +168,7 @@ export class UringDriver implements Driver, ConnBackend {
     this.freeCount = max
 
     this.timerResolve = new Array(cfg.timerSlots)
+    this.timerReject = new Array(cfg.timerSlots)
     this.timerGen = new Uint32Array(cfg.timerSlots)
     this.timerFree = new Int32Array(cfg.timerSlots)
     for (let i = 0; i < cfg.timerSlots; i++) this.timerFree[i] = cfg.timerSlots - 1 - i
@@ -240,8 +242,16 @@ export class UringDriver implements Driver, ConnBackend {
   /** Queues what handlers asked for: coalesced sends, returned buffers, re-armed receives. */
   private stage(): void {
     this.flushSends()
-    if (this.recvRing.flush() > 0) this.rearmParked()
-    if (this.udpRing !== null && this.udpRing.flush() > 0) for (const u of this.udps) u.unpark()
+    // Parked receives re-arm after every dispatch, not only when buffers came back in
+    // this step: an -ENOBUFS reaped after the last give-back would otherwise park for
+    // good. It cannot spin: at this point at most half the ring is lent out (holdBudget),
+    // and UDP lends nothing, so the kernel has buffers again.
+    this.recvRing.flush()
+    this.rearmParked()
+    if (this.udpRing !== null) {
+      this.udpRing.flush()
+      for (const u of this.udps) u.unpark()
+    }
   }
 
   /**
@@ -446,6 +456,7 @@ export class UringDriver implements Driver, ConnBackend {
   connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
     const { timeoutMs = 0, signal } = options
     if (signal?.aborted) return Promise.reject(abortError(signal, `connect ${addr}`))
+    if (this.destroyed) return Promise.reject(new ConnectError("ECANCELED", addr, `connect ${addr}: the worker has shut down`))
     const sym = this.ring.sym
     let sa: Uint8Array
     try {
@@ -745,6 +756,7 @@ export class UringDriver implements Driver, ConnBackend {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.destroyed) return Promise.reject(new ShutdownError("sleep"))
     if (this.timerFreeCount === 0) {
       this.counters[C.timerExhausted]!++
       return Promise.reject(new TimerExhaustedError(this.cfg.timerSlots))
@@ -765,6 +777,10 @@ export class UringDriver implements Driver, ConnBackend {
         signal?.removeEventListener("abort", onAbort)
         resolve()
       }
+      this.timerReject[slot] = (e) => {
+        signal?.removeEventListener("abort", onAbort)
+        reject(e)
+      }
       this.ring.push(Opcode.TIMEOUT, Kind.TIMER, slot, gen, -1, slot, Math.min(Math.max(0, Math.ceil(ms)), MAX_TIMER_MS))
       this.kick()
     })
@@ -780,6 +796,7 @@ export class UringDriver implements Driver, ConnBackend {
   private releaseTimer(slot: number): void {
     this.timerGen[slot] = (this.timerGen[slot]! + 1) >>> 0
     this.timerResolve[slot] = undefined
+    this.timerReject[slot] = undefined
     this.timerFree[this.timerFreeCount++] = slot
   }
 
@@ -813,7 +830,15 @@ export class UringDriver implements Driver, ConnBackend {
     await this.loopDone
     await this.notifyReader?.cancel().catch(() => undefined)
     // Tearing the ring down cancels what is still in flight; then the fds it no longer holds close.
+    // Nothing may name its memory afterwards: sockets refuse sends, pending sleeps reject.
     this.destroyed = true
+    for (const u of this.udps) u.close()
+    for (let slot = 0; slot < this.timerReject.length; slot++) {
+      const reject = this.timerReject[slot]
+      if (reject === undefined) continue
+      this.releaseTimer(slot)
+      reject(new ShutdownError("sleep"))
+    }
     this.ring.destroy()
     const close = (fd: number) => fd >= 0 && this.ring.sym.ringline_socket_close(fd)
     for (const l of this.listeners) close(l.fd)

@@ -2,7 +2,7 @@
 // the native op array and submitted in one call per tick; completions are read
 // from the native completion array through views created once.
 import { native, nativeBytes, type NativeSymbols, type Pointer } from "../native/lib"
-import { check, NativeError } from "../native/errno"
+import { check, Errno, NativeError } from "../native/errno"
 import { CQE, MSG, OP, PARAMS, Setup } from "../native/layout"
 
 export interface RingOptions {
@@ -53,9 +53,15 @@ export class Ring {
     this.notifyFd = check("ringline_ring_notify_fd", this.sym.ringline_ring_notify_fd(handle))
   }
 
-  /** Queues one operation for the next submit. */
+  /**
+   * Queues one operation for the next submit. Throws NativeError EBUSY when the
+   * op array is full and the kernel's submission queue takes none of it.
+   */
   push(opcode: number, kind: number, slot: number, gen: number, fd: number, a = 0, b = 0, c = 0): void {
-    if (this.pending === this.maxOps) this.prepare()
+    if (this.pending === this.maxOps) {
+      this.prepare()
+      if (this.pending === this.maxOps) throw new NativeError("queue operation", -Errno.EBUSY, `${this.maxOps} operations wait for submission-queue room`)
+    }
     const o = this.pending++ * OP.words
     const ops = this.ops
     ops[o] = opcode

@@ -4,7 +4,7 @@
 import type { Config } from "../config"
 import { UdpSendError } from "../errors"
 import { C } from "../metrics"
-import { Errno } from "../native/errno"
+import { Errno, NativeError } from "../native/errno"
 import { CQE_F_MORE, MSG, Opcode, RECVMSG } from "../native/layout"
 import { formatPeer, UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
 import type { BufferRing, Ring } from "./ring"
@@ -12,6 +12,7 @@ import { Kind } from "./kinds"
 import { decodeSockaddr, encodeSockaddr } from "./sockaddr"
 
 const MSG_TRUNC = 0x20
+const REARM_AFTER_ERROR_MS = 10
 
 /** The worker's UDP send slots: slab bytes after the TCP pool, msg descriptors after the connections'. */
 export class UdpSendSlots {
@@ -88,10 +89,17 @@ export class UringUdp implements UdpBackend {
       this.parked = true
       return
     }
-    this.arm()
+    // A socket error ended the multishot: re-arm after a pause, so a persistent one cannot spin.
+    if (res < 0) setTimeout(() => this.arm(), REARM_AFTER_ERROR_MS)
+    else this.arm()
   }
 
-  /** Buffers were returned: a parked recvmsg comes back. */
+  /** The ring is going away: no more receives or sends on this socket. */
+  close(): void {
+    this.open = false
+  }
+
+  /** Buffers are back with the kernel: a parked recvmsg comes back. */
   unpark(): void {
     if (this.parked) this.arm()
   }
@@ -107,10 +115,21 @@ export class UringUdp implements UdpBackend {
   }
 
   sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
+    if (!this.open) throw new UdpSendError("Closed", "the UDP socket is closed (its worker shut down)")
     const name = encodeSockaddr(peer)
     if (name === null) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
     const slot = this.slots.take()
     if (slot < 0) throw new UdpSendError("PoolExhausted", `all ${this.slots.count} UDP send slots are in flight (await sendReady())`)
+    try {
+      this.submitSend(slot, name, data)
+    } catch (e) {
+      this.slots.release(slot)
+      if (e instanceof NativeError && e.code === "EBUSY") throw new UdpSendError("SubmissionQueueFull", `the submission queue is full: ${e.message}`)
+      throw e
+    }
+  }
+
+  private submitSend(slot: number, name: Uint8Array, data: Uint8Array): void {
     const off = this.slots.slabBase + slot * this.slots.slotSize
     this.ring.slab.set(data, off)
     const msg = this.slots.msgBase + slot
