@@ -6,12 +6,20 @@ import type { ConnCtx } from "./conn"
 import { abortError, TaskCapacityError } from "./errors"
 
 export class TaskScope {
-  readonly outbound = new Set<ConnCtx>()
+  private readonly outbound = new Set<ConnCtx>()
+  private ended = false
 
   /** Closes connections this task opened and left open. */
   closeLeftovers(): void {
+    this.ended = true
     for (const c of this.outbound) c.close()
     this.outbound.clear()
+  }
+
+  /** A connection this task opened; one that completes after the task ended is closed at once. */
+  adopt(conn: ConnCtx): void {
+    if (this.ended) conn.close()
+    else this.outbound.add(conn)
   }
 }
 
@@ -26,7 +34,7 @@ export function runTask<T>(fn: () => Promise<T> | T): Promise<T> {
 
 /** Records an outbound connection against the task that opened it. */
 export function adoptOutbound(conn: ConnCtx): void {
-  scopes.getStore()?.outbound.add(conn)
+  scopes.getStore()?.adopt(conn)
 }
 
 /** A standalone task started by spawn(). */

@@ -5,10 +5,11 @@ import { UdpSendError } from "./errors"
 import { C } from "./metrics"
 import { handlerProgress } from "./progress"
 
+/** A datagram's sender or destination. Received peers are frozen (they may be shared between datagrams). */
 export interface PeerAddress {
-  address: string
-  port: number
-  family: "IPv4" | "IPv6"
+  readonly address: string
+  readonly port: number
+  readonly family: "IPv4" | "IPv6"
 }
 
 /** Bytes of each provided receive buffer taken by the recvmsg header and address room. */

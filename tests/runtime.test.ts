@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
 import net from "node:net"
-import { RinglineBuilder, type Config, type HandlerSpec, type Server } from "../src/index"
+import { RinglineBuilder, requestShutdown, sleep, sleepUntil, spawn, type AsyncEventHandler, type Config, type HandlerSpec, type Server } from "../src/index"
 import { testConfig } from "./helpers"
 
 const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
@@ -187,6 +187,31 @@ describe("outbound connections", () => {
 })
 
 describe("timers", () => {
+  test("sleepUntil resolves no earlier than its deadline (a Date or epoch ms)", async () => {
+    const marks: number[] = []
+    class Until implements AsyncEventHandler {
+      static createForWorker(): Until {
+        return new Until()
+      }
+      async onAccept(): Promise<void> {}
+      async onStart(): Promise<void> {
+        const at = Date.now() + 40
+        await sleepUntil(at)
+        marks.push(Date.now() - at)
+        const date = new Date(Date.now() + 20)
+        await sleepUntil(date)
+        marks.push(Date.now() - date.getTime())
+        await sleepUntil(Date.now() - 1000) // already past: resolves at once
+        marks.push(0)
+        requestShutdown()
+      }
+    }
+    const server = await new RinglineBuilder(config()).launch(Until)
+    await Promise.all(server.handles.map((h) => h.join()))
+    expect(marks.length).toBe(3)
+    for (const late of marks) expect(late).toBeGreaterThanOrEqual(-1) // ms clocks round
+  })
+
   test("sleep lasts at least what was asked", async () => {
     const server = await launch(fixture("scenarios"))
     const elapsed = Number((await ask(server, "sleep 30")).slice(3))
@@ -213,6 +238,28 @@ describe("timers", () => {
 })
 
 describe("tasks and hooks", () => {
+  test("graceful shutdown waits for standalone tasks to finish", async () => {
+    const events: string[] = []
+    class Spawner implements AsyncEventHandler {
+      static createForWorker(): Spawner {
+        return new Spawner()
+      }
+      async onAccept(): Promise<void> {}
+      async onStart(): Promise<void> {
+        spawn(async () => {
+          await sleep(150)
+          events.push("task finished")
+        })
+      }
+    }
+    const server = await new RinglineBuilder(config()).launch(Spawner)
+    await Bun.sleep(20)
+    server.shutdown.shutdown()
+    await Promise.all(server.handles.map((h) => h.join()))
+    events.push("joined")
+    expect(events).toEqual(["task finished", "joined"])
+  })
+
   test("spawn beyond standaloneTaskCapacity throws TaskCapacityError", async () => {
     const server = await launch(fixture("scenarios"), (c) => (c.standaloneTaskCapacity = 4))
     expect(await ask(server, "spawn-exhaust 4")).toBe("ok:TaskCapacityError:4")

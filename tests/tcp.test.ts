@@ -146,6 +146,28 @@ describe("tcp echo", () => {
     expect([...seen].sort()).toEqual(["worker:0\n", "worker:1\n"])
   })
 
+  test("requestShutdown from a handler stops only its own worker; the other keeps serving", async () => {
+    const s = await serve("worker_id", (c) => (c.worker.threads = 2))
+    let onWorker0: Client | null = null
+    for (let i = 0; i < 64 && onWorker0 === null; i++) {
+      const c = await Client.connect(s.tcpAddr!)
+      if ((await c.readExactly(9)).toString() === "worker:0\n") onWorker0 = c
+      else c.end()
+    }
+    expect(onWorker0).not.toBeNull()
+    await onWorker0!.write("stop")
+    onWorker0!.end()
+    const stopped = await Promise.race([s.handles.find((h) => h.workerId === 0)!.join().then(() => true), Bun.sleep(5000).then(() => false)])
+    expect(stopped).toBe(true)
+    for (let i = 0; i < 8; i++) {
+      const c = await Client.connect(s.tcpAddr!)
+      expect((await c.readExactly(9)).toString()).toBe("worker:1\n")
+      await c.write("ping")
+      expect((await c.readExactly(4)).toString()).toBe("ping")
+      c.end()
+    }
+  })
+
   test("bound port 0 is reported and accepts connections", async () => {
     const s = await serve("echo")
     expect(s.tcpAddr).toMatch(/^127\.0\.0\.1:[1-9]\d*$/)

@@ -182,4 +182,30 @@ describe("udp", () => {
     for (let i = 0; i < 50 && seen.length < 3; i++) await Bun.sleep(10)
     expect(seen).toEqual(["recvFrom:rejected", "sleep:ESHUTDOWN", "sendTo:Closed"])
   })
+
+  test("recvBatch hands queued datagrams over in order; a second concurrent recvFrom is refused", async () => {
+    class Batcher implements AsyncEventHandler {
+      static createForWorker(): Batcher {
+        return new Batcher()
+      }
+      async onAccept(): Promise<void> {}
+      async onUdpBind(udp: UdpCtx): Promise<void> {
+        const first = udp.recvFrom()
+        const second = await udp.recvFrom().then(() => "accepted", (e: Error) => (/already waiting/.test(e.message) ? "refused" : e.message))
+        const [, peer] = await first
+        await sleep(100) // the client's next datagrams queue meanwhile
+        const got: string[] = []
+        const n = await udp.recvBatch(16, (d) => got.push(new TextDecoder().decode(d)))
+        udp.sendTo(peer, new TextEncoder().encode(`second:${second} batch:${n}:${got.join(",")}`))
+      }
+    }
+    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Batcher)
+    servers.push(server)
+    const c = await client()
+    const reply = c.request(server.udpAddr!, "first")
+    await Bun.sleep(20)
+    for (const m of ["b", "c", "d"]) c.send(server.udpAddr!, m)
+    expect(text(await reply)).toBe("second:refused batch:3:b,c,d")
+  })
 })
+

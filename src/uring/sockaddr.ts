@@ -33,15 +33,16 @@ function sameAsLast(sa: Uint8Array): boolean {
   return true
 }
 
-/** Decodes the sender's sockaddr (reuses the last object when the sender repeats). */
+/** Decodes the sender's sockaddr (reuses the last object, frozen, when the sender repeats). */
 export function decodeSockaddr(sa: Uint8Array): PeerAddress {
   if (sameAsLast(sa)) return lastPeer!
   const family = sa[0]! | (sa[1]! << 8)
   const port = (sa[2]! << 8) | sa[3]!
-  const peer: PeerAddress =
+  const peer: PeerAddress = Object.freeze(
     family === AF_INET6
       ? { address: formatV6(sa.subarray(8, 24)), port, family: "IPv6" }
-      : { address: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`, port, family: "IPv4" }
+      : { address: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`, port, family: "IPv4" },
+  )
   lastBytes = sa.slice()
   lastPeer = peer
   return peer
