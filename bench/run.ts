@@ -2,7 +2,7 @@
 // server pinned to CPU 1 and the C load generator to CPU 0. Reports throughput
 // and server CPU time per operation (every server thread's schedstat run time), repeated, with
 // each server's ratio to the C io_uring server paired within a repetition.
-// Each cell is preceded by a short run of the same load (warm-up, not measured).
+// Each cell is preceded by a run of the same load (warm-up, not measured).
 //
 //   bun bench/run.ts                 full run (3 repetitions × 3 s cells)
 //   bun bench/run.ts --quick         smoke run (1 repetition × 1 s cells)
@@ -151,9 +151,14 @@ async function loadgen(args: string[], cpu = "0"): Promise<LoadResult> {
   }
 }
 
-/** The same load, shortened: JIT-compiled servers are measured warm, as they run in production. */
+/**
+ * The same load as warm-up (shortened only where it is time-based): JIT-compiled
+ * servers are measured warm, as they run in production. Short warm-ups left
+ * Bun's JIT threads still compiling during the measured run (a fifth of the
+ * server's CPU in a connect storm, seen with perf).
+ */
 function warmupArgs(args: string[]): string[] {
-  const short: Record<string, string> = { "--seconds": "0.3", "--bytes": String(16 << 20), "--count": "256" }
+  const short: Record<string, string> = { "--seconds": "1" }
   return args.map((a, i) => (i > 0 && short[args[i - 1]!] !== undefined ? short[args[i - 1]!]! : a))
 }
 

@@ -321,7 +321,7 @@ export class ConnCtx {
   failSends(code: string): number {
     this.writeClosed = true
     if (this.error === null && code !== "ENOTCONN") this.error = code
-    return this.sendQueue.fail(new SendError(code, `connection ${this.id}: ${code}`))
+    return this.sendQueue.fail(() => new SendError(code, `connection ${this.id}: ${code}`))
   }
 
   // ── lifecycle ──────────────────────────────────────────────────────────

@@ -170,8 +170,11 @@ export class SendQueue {
     while (this.tokens.length > 0 && this.tokens[0]!.end <= this.sentSeq) this.tokens.shift()!.resolve()
   }
 
-  /** Drops everything queued (connection gone): slots back to the pool, tokens rejected. */
-  fail(error: Error): number {
+  /**
+   * Drops everything queued (connection gone): slots back to the pool, waiting
+   * sends rejected with `error()` (made only when someone waits: closes are hot).
+   */
+  fail(error: () => Error): number {
     const lost = this.queuedBytes
     for (let i = this.head; i < this.slots.length; i++) this.pool.release(this.slots[i]!)
     this.slots = []
@@ -182,7 +185,10 @@ export class SendQueue {
     this.sentSeq = this.queuedSeq
     const tokens = this.tokens
     this.tokens = []
-    for (const t of tokens) t.reject(error)
+    if (tokens.length > 0) {
+      const e = error()
+      for (const t of tokens) t.reject(e)
+    }
     return lost
   }
 

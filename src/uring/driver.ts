@@ -33,6 +33,8 @@ const CLOSING = 1 << 6
 const SHUTWR_PENDING = 1 << 7
 const POLLOUT_ARMED = 1 << 8
 const CONNECTING = 1 << 9
+/** The ring's own CLOSE op closes the fd (nothing was in flight on it). */
+const RING_CLOSES_FD = 1 << 10
 
 const TCP_BGID = 0
 const UDP_BGID = 1
@@ -255,44 +257,32 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /**
-   * One ring syscall per step: submit what is queued (collecting what is ready),
-   * or, with nothing to submit, wait briefly in the kernel (wakes in ~2 µs, costs
-   * no CPU), or, idle longer than that, park on the notify eventfd through Bun's
-   * event loop (0 % CPU however long). Before any wait, one setImmediate turn
-   * lets every handler the last batch resumed run to its next await, so nothing
-   * they queue sits behind a wait; and while completions keep coming, the loop
-   * still yields to Bun's event loop every YIELD_EVERY_MS for timers and postMessage.
+   * One ring syscall per step: submit what is queued and wait for the next
+   * completion in the same call (a short, bounded wait in the kernel: wakes in
+   * ~2 µs, costs no CPU); idle longer than that, park on the notify eventfd
+   * through Bun's event loop (0 % CPU however long). After each batch, the
+   * handlers it resumed run until they go quiet (runResumedHandlers), so what
+   * they queue goes out with the next call; and while completions keep coming,
+   * the loop still yields to Bun's event loop every YIELD_EVERY_MS for timers
+   * and postMessage.
    */
   private async loop(): Promise<void> {
     const ring = this.ring
     ring.notify(false) // while the loop polls the ring itself, the eventfd stays quiet
-    let drained = true
     let lastYield = performance.now()
     while (!this.stopped) {
       this.stage()
-      let n: number
-      if (ring.hasPending) {
-        n = ring.reap(0, 0)
-      } else if (!drained) {
-        await hop()
-        drained = true
+      let n = ring.reap(1, SHORT_WAIT_US)
+      if (n === 0) {
+        n = await this.park()
         lastYield = performance.now()
-        continue
-      } else {
-        n = ring.reap(1, SHORT_WAIT_US)
-        if (n === 0) n = await this.park()
-        lastYield = performance.now()
+        if (n === 0) continue
       }
-      if (n === 0) continue
       const resumed = this.dispatch(n)
       this.host.onTick()
-      if (resumed) {
-        drained = false
-        await this.runResumedHandlers()
-      }
+      if (resumed) await this.runResumedHandlers()
       if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await hop()
-        drained = true
         lastYield = performance.now()
       }
     }
@@ -434,7 +424,6 @@ export class UringDriver implements Driver, ConnBackend {
     const gen = this.gens[slot]!
     const fd = this.fds[slot]!
     this.state[slot] = RECV_ARMED
-    if (this.cfg.tcpNodelay) this.ring.sym.ringline_socket_nodelay(fd, 1) // fails harmlessly on unix sockets
     const conn = new ConnCtx(this, slot, gen, this.nextConnId++)
     this.conns[slot] = conn
     this.ring.push(Opcode.RECV_MULTI, Kind.RECV, slot, gen, fd, TCP_BGID)
@@ -469,6 +458,8 @@ export class UringDriver implements Driver, ConnBackend {
     }
     const fd = sym.ringline_socket_stream(sa, sa.length)
     if (fd < 0) return Promise.reject(new ConnectError(errnoName(fd), addr))
+    // Accepted sockets inherit TCP_NODELAY from their listener; outbound ones get it here.
+    if (this.cfg.tcpNodelay && !addr.startsWith("unix:")) sym.ringline_socket_nodelay(fd, 1)
     const slot = this.freeSlots[--this.freeCount]!
     const gen = this.gens[slot]!
     this.fds[slot] = fd
@@ -698,19 +689,25 @@ export class UringDriver implements Driver, ConnBackend {
    * (armed requests hold the socket open, so it closes only once they are gone,
    * and closing from the completion means no fd number is ever closed twice).
    */
+  /**
+   * Closes the socket through the ring: with nothing in flight on it (the usual
+   * end: EOF seen, sends drained) one CLOSE op; otherwise cancel everything on the
+   * fd first and close it when the cancel completes.
+   */
   private closeNow(slot: number): void {
     const conn = this.conns[slot]!
-    this.state[slot] = CLOSING
+    const idle = !(this.state[slot]! & (RECV_ARMED | SEND_INFLIGHT | POLLOUT_ARMED | CONNECTING))
+    this.state[slot] = idle ? CLOSING | RING_CLOSES_FD : CLOSING
     this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
     conn.failSends("ENOTCONN")
-    this.ring.push(Opcode.CANCEL_FD, Kind.CLOSE, slot, conn.gen, this.fds[slot]!)
+    this.ring.push(idle ? Opcode.CLOSE : Opcode.CANCEL_FD, Kind.CLOSE, slot, conn.gen, this.fds[slot]!)
     this.kick()
   }
 
   private onClosed(slot: number, gen: number): void {
     const conn = this.live(slot, gen)
     if (conn === undefined) return
-    this.ring.sym.ringline_socket_close(this.fds[slot]!)
+    if (!(this.state[slot]! & RING_CLOSES_FD)) this.ring.sym.ringline_socket_close(this.fds[slot]!)
     this.conns[slot] = undefined
     this.fds[slot] = -1
     this.state[slot] = 0
@@ -843,7 +840,8 @@ export class UringDriver implements Driver, ConnBackend {
     const close = (fd: number) => fd >= 0 && this.ring.sym.ringline_socket_close(fd)
     for (const l of this.listeners) close(l.fd)
     for (const u of this.udps) close(u.fd)
-    for (let slot = 0; slot < this.fds.length; slot++) close(this.fds[slot]!)
+    // (A CLOSE op the ring already took may have closed its fd: never close that number twice.)
+    for (let slot = 0; slot < this.fds.length; slot++) if (!(this.state[slot]! & RING_CLOSES_FD)) close(this.fds[slot]!)
   }
 }
 
