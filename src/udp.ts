@@ -82,13 +82,13 @@ export class UdpCtx {
     return this.count
   }
 
-  /** Backend: a datagram arrived (`data` is only valid during the call). */
-  deliver(data: Uint8Array, peer: PeerAddress): void {
+  /** Backend: a datagram arrived as bytes [start, end) of `source` (valid only during the call: kept datagrams are copied). */
+  deliver(source: Uint8Array, start: number, end: number, peer: PeerAddress): void {
     this.counters[C.datagramsReceived]!++
     const w = this.waiter
     if (w !== null && this.count === 0) {
       this.waiter = null
-      w.resolve([data.slice(), peer])
+      w.resolve([source.slice(start, end), peer])
       return
     }
     if (this.count === this.capacity) {
@@ -96,7 +96,7 @@ export class UdpCtx {
       return
     }
     const i = (this.head + this.count) % this.capacity
-    this.data[i] = data.slice()
+    this.data[i] = source.slice(start, end)
     this.peers[i] = peer
     this.count++
   }

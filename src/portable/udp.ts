@@ -73,7 +73,7 @@ export class PortableUdp implements UdpBackend {
         data: (_s, data, port, address, flags) => {
           // Same rule as io_uring: a datagram beyond one receive buffer is dropped and counted.
           if (flags.truncated || data.length > max) u.ctx.dropped()
-          else u.ctx.deliver(data, { address, port, family: flags.ipv6 ? "IPv6" : "IPv4" })
+          else u.ctx.deliver(data, 0, data.length, Object.freeze({ address, port, family: flags.ipv6 ? "IPv6" : "IPv4" }))
           onEvent()
         },
         drain: () => {

@@ -24,27 +24,29 @@ function formatV6(b: Uint8Array): string {
   return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`
 }
 
-let lastBytes = new Uint8Array(28)
-let lastPeer: PeerAddress | null = null
+/** Recent IPv4 senders by (address, port), so a sender that repeats costs no allocation. Bounded: cleared when full. */
+const V4_PEERS_MAX = 4096
+const v4Peers = new Map<number, PeerAddress>()
+/** The sockaddr bytes behind every decoded peer, so a reply to it encodes without parsing text. */
+const sockaddrOf = new WeakMap<PeerAddress, Uint8Array>()
 
-function sameAsLast(sa: Uint8Array): boolean {
-  if (lastPeer === null) return false
-  for (let i = 0; i < sa.length; i++) if (sa[i] !== lastBytes[i]) return false
-  return true
+/** Decodes the sockaddr at `bytes[at..]` into a frozen peer (shared between datagrams of one IPv4 sender). */
+export function decodeSockaddr(bytes: Uint8Array, at: number): PeerAddress {
+  const family = bytes[at]! | (bytes[at + 1]! << 8)
+  const port = (bytes[at + 2]! << 8) | bytes[at + 3]!
+  if (family === AF_INET6) return remember(Object.freeze({ address: formatV6(bytes.subarray(at + 8, at + 24)), port, family: "IPv6" }), bytes, at, 28)
+  const a = bytes[at + 4]!, b = bytes[at + 5]!, c = bytes[at + 6]!, d = bytes[at + 7]!
+  const key = (((a << 24) | (b << 16) | (c << 8) | d) >>> 0) * 65536 + port
+  const known = v4Peers.get(key)
+  if (known !== undefined) return known
+  if (v4Peers.size >= V4_PEERS_MAX) v4Peers.clear()
+  const peer = remember(Object.freeze({ address: `${a}.${b}.${c}.${d}`, port, family: "IPv4" }), bytes, at, 16)
+  v4Peers.set(key, peer)
+  return peer
 }
 
-/** Decodes the sender's sockaddr (reuses the last object, frozen, when the sender repeats). */
-export function decodeSockaddr(sa: Uint8Array): PeerAddress {
-  if (sameAsLast(sa)) return lastPeer!
-  const family = sa[0]! | (sa[1]! << 8)
-  const port = (sa[2]! << 8) | sa[3]!
-  const peer: PeerAddress = Object.freeze(
-    family === AF_INET6
-      ? { address: formatV6(sa.subarray(8, 24)), port, family: "IPv6" }
-      : { address: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`, port, family: "IPv4" },
-  )
-  lastBytes = sa.slice()
-  lastPeer = peer
+function remember(peer: PeerAddress, bytes: Uint8Array, at: number, len: number): PeerAddress {
+  sockaddrOf.set(peer, bytes.slice(at, at + len))
   return peer
 }
 
@@ -77,7 +79,8 @@ function parseV6(text: string): Uint8Array | null {
 
 /** Encodes a peer as sockaddr bytes, or null when its address is not an IP literal. */
 export function encodeSockaddr(peer: PeerAddress): Uint8Array | null {
-  if (peer === lastPeer) return lastBytes.subarray(0, peer.family === "IPv6" ? 28 : 16)
+  const known = sockaddrOf.get(peer)
+  if (known !== undefined) return known
   const port = peer.port
   if (peer.family === "IPv6" || peer.address.includes(":")) {
     const addr = parseV6(peer.address)
@@ -89,8 +92,9 @@ export function encodeSockaddr(peer: PeerAddress): Uint8Array | null {
     sa.set(addr, 8)
     return sa
   }
-  const q = peer.address.split(".").map(Number)
-  if (q.length !== 4 || q.some((x, i) => !(x >= 0 && x <= 255) || peer.address.split(".")[i] === "")) return null
+  const parts = peer.address.split(".")
+  const q = parts.map(Number)
+  if (q.length !== 4 || q.some((x, i) => !(x >= 0 && x <= 255) || parts[i] === "")) return null
   const sa = new Uint8Array(16)
   sa[0] = AF_INET
   sa[2] = port >> 8

@@ -53,6 +53,8 @@ export class UringUdp implements UdpBackend {
   private parked = false
   private open = true
   private local: string | null = null
+  /** The whole UDP buffer ring as a DataView (recvmsg headers are read in place). */
+  private readonly header: DataView
 
   constructor(
     private readonly ring: Ring,
@@ -66,6 +68,7 @@ export class UringUdp implements UdpBackend {
     private readonly name: (fd: number) => string,
   ) {
     this.ctx = new UdpCtx(this, cfg.udpRecvQueueCapacity, counters, udpMaxDatagram(cfg.udpRecvBuffer.bufferSize))
+    this.header = new DataView(buffers.bytes.buffer, buffers.bytes.byteOffset, buffers.bytes.byteLength)
     this.arm()
   }
 
@@ -79,7 +82,7 @@ export class UringUdp implements UdpBackend {
 
   onRecv(res: number, flags: number, bid: number): void {
     if (bid >= 0) {
-      if (res >= RECVMSG.headerBytes + RECVMSG.nameRoom && this.open) this.deliver(this.buffers.view(bid, res))
+      if (res >= RECVMSG.headerBytes + RECVMSG.nameRoom && this.open) this.deliver(bid, res)
       this.buffers.giveBack(bid)
     }
     if (flags & CQE_F_MORE) return
@@ -104,14 +107,15 @@ export class UringUdp implements UdpBackend {
     if (this.parked) this.arm()
   }
 
-  private deliver(buf: Uint8Array): void {
-    const words = new DataView(buf.buffer, buf.byteOffset, RECVMSG.headerBytes)
-    const payloadLen = words.getUint32(RECVMSG.payloadlen * 4, true)
-    const msgFlags = words.getUint32(RECVMSG.flags * 4, true)
+  /** Buffer `bid` holds `len` bytes: recvmsg header, sender address, payload. Read in place through views made once. */
+  private deliver(bid: number, len: number): void {
+    const base = bid * this.buffers.bufferSize
+    const payloadLen = this.header.getUint32(base + RECVMSG.payloadlen * 4, true)
+    const msgFlags = this.header.getUint32(base + RECVMSG.flags * 4, true)
     const start = RECVMSG.headerBytes + RECVMSG.nameRoom
-    if (msgFlags & MSG_TRUNC || start + payloadLen > buf.length) return this.ctx.dropped()
-    const peer = decodeSockaddr(buf.subarray(RECVMSG.headerBytes, start))
-    this.ctx.deliver(buf.subarray(start, start + payloadLen), peer)
+    if (msgFlags & MSG_TRUNC || start + payloadLen > len) return this.ctx.dropped()
+    const peer = decodeSockaddr(this.buffers.bytes, base + RECVMSG.headerBytes)
+    this.ctx.deliver(this.buffers.bytes, base + start, base + start + payloadLen, peer)
   }
 
   sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
