@@ -1,25 +1,13 @@
 // ringline echo server for the benchmark: TCP and UDP on 127.0.0.1, port 0.
 //   bun bench/servers/ringline_echo.ts [threads]     (RINGLINE_BACKEND picks the backend)
 // Prints "ready <tcp> <udp>"; stops gracefully on SIGTERM/SIGINT.
-import { Config, ParseResult, RinglineBuilder, type AsyncEventHandler, type ConnCtx, type UdpCtx } from "../../src/index"
+import { Config, RinglineBuilder, type UdpCtx } from "../../src/index"
+import Echo from "../../examples/tcp_echo"
 
-export default class BenchEcho implements AsyncEventHandler {
-  static createForWorker(_id: number): BenchEcho {
+/** The example's TCP echo (copy-free backpressure through sendCapacity), plus a batched UDP echo. */
+export default class BenchEcho extends Echo {
+  static override createForWorker(_id: number): BenchEcho {
     return new BenchEcho()
-  }
-
-  async onAccept(conn: ConnCtx): Promise<void> {
-    for (;;) {
-      // Backpressure without copies: take from the receive buffers only what the
-      // send pool can take now; the rest waits where it is.
-      if (conn.sendCapacity === 0) await conn.waitForSendRoom()
-      const n = await conn.withData((data) => {
-        const k = Math.min(data.length, conn.sendCapacity)
-        conn.sendNowait(k === data.length ? data : data.subarray(0, k))
-        return ParseResult.consumed(k)
-      })
-      if (n === 0) return
-    }
   }
 
   async onUdpBind(udp: UdpCtx): Promise<void> {
