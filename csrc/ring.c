@@ -36,8 +36,10 @@ static int validate_params(const ringline_ring_params *p) {
   return 0;
 }
 
-static unsigned kernel_setup_flags(uint32_t want) {
-  unsigned f = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+/* IORING_SETUP_SUBMIT_ALL (5.18) is ours, not the caller's: asked for unless submit_all is 0. */
+static unsigned kernel_setup_flags(uint32_t want, int submit_all) {
+  unsigned f = IORING_SETUP_CQSIZE;
+  if (submit_all) f |= IORING_SETUP_SUBMIT_ALL;
   if (want & RINGLINE_SETUP_DEFER_TASKRUN) f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER;
   if (want & RINGLINE_SETUP_SINGLE_ISSUER) f |= IORING_SETUP_SINGLE_ISSUER;
   if (want & RINGLINE_SETUP_COOP_TASKRUN) f |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
@@ -45,23 +47,29 @@ static unsigned kernel_setup_flags(uint32_t want) {
 }
 
 /* Tries the wanted flags, then drops them one at a time (most demanding first)
- * until the kernel accepts; returns the RINGLINE_SETUP_* set it granted. */
+ * until the kernel accepts; the last step also drops SUBMIT_ALL, so a pre-5.18
+ * kernel still gets a plain ring. *granted is the RINGLINE_SETUP_* set it took. */
 static int init_uring(ringline_ring *ring, uint32_t sq, uint32_t cq, uint32_t want, uint32_t *granted) {
   static const uint32_t drop_order[] = {RINGLINE_SETUP_DEFER_TASKRUN, RINGLINE_SETUP_COOP_TASKRUN,
                                         RINGLINE_SETUP_SINGLE_ISSUER};
+  const unsigned steps = sizeof drop_order / sizeof drop_order[0];
   uint32_t flags = want;
+  int submit_all = 1;
   for (unsigned i = 0;; i++) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = kernel_setup_flags(flags);
+    p.flags = kernel_setup_flags(flags, submit_all);
     p.cq_entries = cq;
     int rc = io_uring_queue_init_params(sq, &ring->uring, &p);
     if (rc == 0) {
       *granted = flags;
       return 0;
     }
-    if (rc != -EINVAL || i >= sizeof drop_order / sizeof drop_order[0]) return rc;
-    flags &= ~drop_order[i];
+    if (rc != -EINVAL || i > steps) return rc;
+    if (i < steps)
+      flags &= ~drop_order[i];
+    else
+      submit_all = 0; /* every RINGLINE_SETUP_* flag is gone already */
   }
 }
 

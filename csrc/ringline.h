@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 1u
+#define RINGLINE_ABI_VERSION 2u /* first word of ringline_layout_query; bumped whenever that list changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -34,17 +34,17 @@ extern "C" {
 
 /* ── Ring setup flags requested in ringline_ring_params.setup_flags ──────── */
 #define RINGLINE_SETUP_DEFER_TASKRUN (1u << 0) /* implies SINGLE_ISSUER */
-#define RINGLINE_SETUP_SINGLE_ISSUER (1u << 1)
-#define RINGLINE_SETUP_COOP_TASKRUN  (1u << 2)
+#define RINGLINE_SETUP_SINGLE_ISSUER (1u << 1) /* only the creating thread submits (IORING_SETUP_SINGLE_ISSUER) */
+#define RINGLINE_SETUP_COOP_TASKRUN  (1u << 2) /* no IPI on completion; work runs at the next enter */
 
 /* ── Limits ──────────────────────────────────────────────────────────────── */
 #define RINGLINE_MAX_SQ_ENTRIES   32768u       /* kernel maximum */
 #define RINGLINE_MAX_SLAB_BYTES   (1u << 30)   /* 1 GiB of send slab per ring */
-#define RINGLINE_MAX_MSG_SLOTS    (1u << 20)
-#define RINGLINE_MAX_TIMER_SLOTS  (1u << 20)
+#define RINGLINE_MAX_MSG_SLOTS    (1u << 20)   /* sendmsg/connect descriptors per ring */
+#define RINGLINE_MAX_TIMER_SLOTS  (1u << 20)   /* timespecs for TIMEOUT ops per ring */
 #define RINGLINE_MAX_BUFRINGS     8u           /* provided-buffer rings per ring */
 #define RINGLINE_MAX_BUF_ENTRIES  32768u       /* kernel maximum */
-#define RINGLINE_MAX_BUF_SIZE     (1u << 20)
+#define RINGLINE_MAX_BUF_SIZE     (1u << 20)   /* bytes per provided buffer */
 #define RINGLINE_MSG_MAX_IOV      32u          /* iovecs per sendmsg descriptor */
 #define RINGLINE_SOCKADDR_MAX     128u         /* sizeof(struct sockaddr_storage) */
 #define RINGLINE_RECVMSG_NAME_LEN 28u          /* name room in each recvmsg buffer (sockaddr_in6) */
@@ -70,7 +70,7 @@ enum ringline_opcode {
   RINGLINE_OP_TIMEOUT_ABS = 12,  /* a = timer slot, b = seconds, c = nanoseconds (CLOCK_MONOTONIC) */
   RINGLINE_OP_CANCEL = 13,       /* a = target kind, b = target slot, c = target generation */
   RINGLINE_OP_CANCEL_FD = 14,    /* fd: cancel every request on it */
-  RINGLINE_OP_COUNT = 15
+  RINGLINE_OP_COUNT = 15         /* number of opcodes: this and above are -EINVAL */
 };
 
 /* ── Shared records (32-bit fields; checked by ringline_layout_query) ────── */
@@ -108,7 +108,7 @@ typedef struct ringline_completion {
   uint32_t flags;  /* cqe->flags: IORING_CQE_F_MORE 2, F_NOTIF 8, F_BUFFER 1 */
   int32_t bid;     /* provided-buffer id, or -1 when F_BUFFER is clear */
   uint32_t extra;  /* WAKE: wake count; OVERFLOW: CQEs the kernel dropped */
-  uint32_t reserved;
+  uint32_t reserved; /* always 0 (pads the record to 32 bytes) */
 } ringline_completion;
 
 /* A sendmsg/connect descriptor, written by the caller before SENDMSG/CONNECT. */
@@ -119,15 +119,16 @@ typedef struct ringline_msg_desc {
   uint8_t name[RINGLINE_SOCKADDR_MAX];   /* destination sockaddr bytes */
 } ringline_msg_desc;
 
-/* Header the kernel writes at the start of each multishot recvmsg buffer. */
+/* Header the kernel writes at the start of each multishot recvmsg buffer (= struct io_uring_recvmsg_out). */
 typedef struct ringline_recvmsg_out {
   uint32_t namelen;    /* bytes of peer address the kernel had (may exceed the room) */
   uint32_t controllen; /* bytes of control data (always 0 here) */
-  uint32_t payloadlen; /* full datagram length, even if truncated */
-  uint32_t flags;      /* MSG_TRUNC (0x20) when the datagram did not fit */
+  uint32_t payloadlen; /* payload bytes in this buffer (what fitted, not the full length, if truncated) */
+  uint32_t flags;      /* MSG_TRUNC (0x20) when the datagram did not fit (the rest is lost) */
 } ringline_recvmsg_out;
 
 /* ── Calls ───────────────────────────────────────────────────────────────── */
+/* Opaque ring handle: one io_uring and everything it owns; used only by the thread that created it. */
 typedef struct ringline_ring ringline_ring;
 
 /* Which io_uring features this kernel offers: RINGLINE_FEAT_* bits, or -errno (-ENOSYS, -EPERM). */
@@ -146,8 +147,9 @@ int32_t ringline_ring_wake(ringline_ring *ring);
 int32_t ringline_ring_notify_fd(ringline_ring *ring);
 /* Turns notify_fd signalling on (1) or off (0): off while the caller is busy reaping anyway. */
 int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on);
-/* Turns op records [0, n) into SQEs (validated first: all or nothing); returns how many were
- * prepared, fewer than n only when the kernel would take no more (resubmit the rest later). */
+/* Turns op records [0, n) into SQEs (all validated first: an invalid op takes none, -errno);
+ * returns how many were taken, fewer than n when the SQ stayed full or flushing it failed after
+ * some were taken (resubmit the rest later); -errno when a flush failed before any was taken. */
 int32_t ringline_ring_prepare(ringline_ring *ring, uint32_t n);
 /* Submits prepared SQEs, waits for >= min completions up to timeout_us, copies records; returns count. */
 int32_t ringline_ring_reap(ringline_ring *ring, uint32_t min, uint32_t timeout_us);

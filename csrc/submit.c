@@ -150,7 +150,8 @@ int32_t ringline_ring_prepare(ringline_ring *ring, uint32_t n) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->uring);
     if (sqe == NULL) { /* SQ full: hand the kernel what is queued, then go on */
       int rc = io_uring_submit(&ring->uring);
-      if (rc < 0 && rc != -EBUSY) return rc;
+      /* ops [0, i) are SQEs already (queued or submitted): they count as taken */
+      if (rc < 0 && rc != -EBUSY) return i > 0 ? (int32_t)i : rc;
       sqe = io_uring_get_sqe(&ring->uring);
       if (sqe == NULL) return (int32_t)i; /* the caller keeps ops [i, n) for later */
     }

@@ -1,7 +1,7 @@
 // The shared records as TypeScript sees them: field indices into Int32/Uint32
 // views. ringline_layout_query() must agree with EXPECTED_LAYOUT at load.
 
-export const ABI_VERSION = 1
+export const ABI_VERSION = 2
 
 /** ringline_ring_params: 8 × u32. */
 export const PARAMS = { words: 8, sqEntries: 0, cqEntries: 1, setupFlags: 2, slabBytes: 3, msgSlots: 4, timerSlots: 5, maxOps: 6, maxCompletions: 7 } as const
@@ -11,8 +11,8 @@ export const OP = { words: 8, opcode: 0, kind: 1, slot: 2, gen: 3, fd: 4, a: 5, 
 export const CQE = { words: 8, kind: 0, slot: 1, gen: 2, res: 3, flags: 4, bid: 5, extra: 6 } as const
 /** ringline_msg_desc: counts, {offset, len} iov pairs, sockaddr bytes. */
 export const MSG = { maxIov: 32, sockaddrMax: 128, iovCount: 0, nameLen: 1, iovWord: 2, nameByte: 8 + 32 * 8, bytes: 8 + 32 * 8 + 128 } as const
-/** Each multishot recvmsg buffer: 16-byte header, then 28 bytes of name room, then payload. */
-export const RECVMSG = { headerBytes: 16, nameRoom: 28, namelen: 0, payloadlen: 2, flags: 3 } as const
+/** Each multishot recvmsg buffer: 16-byte header (u32 word indices below), then 28 bytes of name room, then payload. */
+export const RECVMSG = { headerBytes: 16, nameRoom: 28, namelen: 0, controllen: 1, payloadlen: 2, flags: 3 } as const
 
 export const Opcode = {
   NOP: 0, ACCEPT_MULTI: 1, RECV_MULTI: 2, RECVMSG_MULTI: 3, SEND: 4, SENDMSG: 5, SEND_ZC: 6,
@@ -52,6 +52,8 @@ export const EXPECTED_LAYOUT: readonly number[] = [
   MSG.bytes,
   field(MSG.iovCount), field(MSG.nameLen), field(MSG.iovWord), MSG.nameByte,
   MSG.maxIov, MSG.sockaddrMax,
-  RECVMSG.headerBytes, RECVMSG.nameRoom,
+  RECVMSG.headerBytes,
+  ...[RECVMSG.namelen, RECVMSG.controllen, RECVMSG.payloadlen, RECVMSG.flags].map(field),
+  RECVMSG.nameRoom,
   Opcode.COUNT, KIND_USER_MAX, KIND_WAKE, KIND_OVERFLOW,
 ]
