@@ -1,6 +1,7 @@
-// zig build          → zig-out/lib/libringline.so (add -Doptimize=ReleaseFast to ship),
+// zig build          → zig-out/lib/libringline.so (add -Doptimize=ReleaseFast to ship);
+//                      needs only csrc/, so it also works inside the installed package
+// zig build test     → C contract tests in tests/c/ (Debug: UBSan traps), and
 //                      zig-out/bin/ringline-no-uring (runs a command with io_uring refused)
-// zig build test     → C contract tests in tests/c/ (Debug: UBSan traps)
 // Zig 0.11 build API.
 const std = @import("std");
 
@@ -44,7 +45,7 @@ pub fn build(b: *std.Build) void {
     const no_uring = b.addExecutable(.{ .name = "ringline-no-uring", .target = target, .optimize = optimize });
     no_uring.addCSourceFiles(&.{"tests/c/no_uring.c"}, &c_flags);
     no_uring.linkLibC();
-    b.installArtifact(no_uring);
+    test_step.dependOn(&b.addInstallArtifact(no_uring, .{}).step);
 
     // zig build bench: the load generator and the two C echo servers of bench/.
     const bench_step = b.step("bench", "Build the benchmark load generator and C echo servers");

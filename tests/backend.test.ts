@@ -19,7 +19,7 @@ async function runWithoutUring(env: Record<string, string | undefined>): Promise
 }
 
 describe("backend choice", () => {
-  test("the seccomp wrapper is built (zig build)", () => {
+  test("the seccomp wrapper is built (zig build test)", () => {
     expect(existsSync(noUring)).toBe(true)
   })
 

