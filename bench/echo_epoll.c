@@ -10,6 +10,7 @@
 
 typedef struct {
   int fd;
+  int peer_done; /* the client shut down its side: close once the echo has drained */
   out_queue out;
 } conn;
 
@@ -48,20 +49,23 @@ int main(int argc, char **argv) {
       }
       conn *c = evs[i].data.ptr;
       int dead = 0;
-      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+      if (!c->peer_done && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         ssize_t r = recv(c->fd, buf, sizeof buf, 0);
         if (r > 0) out_push(&c->out, buf, (size_t)r);
-        else if (r == 0 || errno != EAGAIN) dead = 1;
+        else if (r == 0) c->peer_done = 1;
+        else if (errno != EAGAIN) dead = 1;
       }
       if (!dead && out_flush(&c->out, c->fd) < 0) dead = 1;
+      int queued = c->out.len > c->out.off;
+      if (c->peer_done && !queued) dead = 1;
       if (dead) {
         close(c->fd);
         free(c->out.data);
         free(c);
         continue;
       }
-      /* Wait for writability only while bytes are queued. */
-      struct epoll_event cev = {.events = EPOLLIN | (c->out.len > c->out.off ? EPOLLOUT : 0), .data.ptr = c};
+      /* Wait for writability only while bytes are queued; after the peer's EOF, only for that. */
+      struct epoll_event cev = {.events = (c->peer_done ? 0 : EPOLLIN) | (queued ? EPOLLOUT : 0), .data.ptr = c};
       epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
     }
   }
