@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 2u /* first word of ringline_layout_query; bumped whenever that list changes */
+#define RINGLINE_ABI_VERSION 3u /* first word of ringline_layout_query; bumped whenever that list changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -52,6 +52,7 @@ extern "C" {
 #define RINGLINE_KIND_USER_MAX    239u         /* kinds 0..239 belong to the caller */
 #define RINGLINE_KIND_WAKE        255u         /* record: another thread called ringline_ring_wake */
 #define RINGLINE_KIND_OVERFLOW    254u         /* record: the kernel dropped `extra` CQEs */
+#define RINGLINE_WAIT_UNBOUNDED   0xFFFFFFFFu  /* reap timeout: no kernel timer (the caller keeps a TIMEOUT op in flight) */
 
 /* ── Opcodes of ringline_op (fields a/b/c per opcode) ────────────────────── */
 enum ringline_opcode {
@@ -151,7 +152,7 @@ int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on);
  * returns how many were taken, fewer than n when the SQ stayed full or flushing it failed after
  * some were taken (resubmit the rest later); -errno when a flush failed before any was taken. */
 int32_t ringline_ring_prepare(ringline_ring *ring, uint32_t n);
-/* Submits prepared SQEs, waits for >= min completions up to timeout_us, copies records; returns count. */
+/* Submits prepared SQEs, waits for >= min completions up to timeout_us (or RINGLINE_WAIT_UNBOUNDED), copies records; returns count. */
 int32_t ringline_ring_reap(ringline_ring *ring, uint32_t min, uint32_t timeout_us);
 /* Pointer to the op array (max_ops records). */
 ringline_op *ringline_ring_ops(ringline_ring *ring);

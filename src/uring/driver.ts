@@ -10,7 +10,7 @@ import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
-import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag } from "../native/layout"
+import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
 import type { BufferLender } from "../recv"
@@ -58,10 +58,12 @@ interface PendingConnect {
 const MICROTASK_TURNS = 3
 /** At most this many progress checks per batch before the loop goes on (then a full event-loop turn follows). */
 const MAX_PROGRESS_CHECKS = 64
-/** While busy, a full event-loop turn at least this often. */
-const YIELD_EVERY_MS = 1
-/** How long an idle worker waits in the kernel before parking on the notify eventfd. */
-const SHORT_WAIT_US = 200
+/**
+ * Period of the loop's tick, a TIMEOUT op kept in flight while the loop waits in
+ * the kernel: each tick gives Bun's event loop a full turn (timers, postMessage),
+ * and a tick with nothing else completed since the last one parks the worker.
+ */
+const TICK_MS = 1
 
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -132,6 +134,12 @@ export class UringDriver implements Driver, ConnBackend {
   private readonly timerFree: Int32Array
   private timerFreeCount: number
 
+  // The loop's tick (TICK_MS): a TIMEOUT op on the timer slot after the handlers' ones.
+  private readonly tickSlot: number
+  private tickFired = false
+  /** Completions reaped since the tick was armed (the tick's own included). */
+  private sinceTick = 0
+
   private stopped = false
   private idleResolve: (() => void) | null = null
   private notifyReader: ReadableStreamDefaultReader<Uint8Array> | null = null
@@ -152,8 +160,9 @@ export class UringDriver implements Driver, ConnBackend {
       sqEntries: cfg.sqEntries,
       slabBytes: tcpSlab + udpSlab,
       msgSlots: cfg.maxConnections + cfg.udpSendSlots,
-      timerSlots: cfg.timerSlots,
+      timerSlots: cfg.timerSlots + 1, // + the loop's tick
     })
+    this.tickSlot = cfg.timerSlots
     this.pool = new SendPool(this.ring.slab, 0, cfg.sendCopySlotSize, cfg.sendCopyCount, this.counters)
     this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, tcpSlab, cfg.maxConnections)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
@@ -258,34 +267,41 @@ export class UringDriver implements Driver, ConnBackend {
 
   /**
    * One ring syscall per step: submit what is queued and wait for the next
-   * completion in the same call (a short, bounded wait in the kernel: wakes in
-   * ~2 µs, costs no CPU); idle longer than that, park on the notify eventfd
-   * through Bun's event loop (0 % CPU however long). After each batch, the
-   * handlers it resumed run until they go quiet (runResumedHandlers), so what
-   * they queue goes out with the next call; and while completions keep coming,
-   * the loop still yields to Bun's event loop every YIELD_EVERY_MS for timers
-   * and postMessage.
+   * completion in the same call. The wait sets no timer of its own (arming one
+   * per wait is what costs, in a VM); the tick in flight bounds it to TICK_MS.
+   * After each batch, the handlers it resumed run until they go quiet
+   * (runResumedHandlers), so what they queue goes out with the next call. On
+   * each tick Bun's event loop gets a turn, or, if nothing but the tick completed
+   * during its period, the worker parks on the notify eventfd (0 % CPU however
+   * long it stays idle).
    */
   private async loop(): Promise<void> {
     const ring = this.ring
-    ring.notify(false) // while the loop polls the ring itself, the eventfd stays quiet
-    let lastYield = performance.now()
+    ring.notify(false) // while the loop waits in the ring itself, the eventfd stays quiet
+    this.armTick()
+    let n = 0
     while (!this.stopped) {
-      this.stage()
-      let n = ring.reap(1, SHORT_WAIT_US)
       if (n === 0) {
-        n = await this.park()
-        lastYield = performance.now()
-        if (n === 0) continue
+        this.stage()
+        n = ring.reap(1, WAIT_UNBOUNDED)
       }
+      this.sinceTick += n
       const resumed = this.dispatch(n)
+      n = 0
       this.host.onTick()
       if (resumed) await this.runResumedHandlers()
-      if (performance.now() - lastYield > YIELD_EVERY_MS) {
-        await hop()
-        lastYield = performance.now()
-      }
+      if (!this.tickFired) continue
+      this.tickFired = false
+      if (this.sinceTick === 1) n = await this.park()
+      else await hop()
+      this.armTick()
     }
+  }
+
+  private armTick(): void {
+    this.sinceTick = 0
+    // Cannot fail: only the tick takes the op record push() keeps free, and the last one was reaped.
+    this.ring.pushReserved(Opcode.TIMEOUT, Kind.TICK, this.tickSlot, 0, -1, this.tickSlot, TICK_MS)
   }
 
   /**
@@ -306,7 +322,8 @@ export class UringDriver implements Driver, ConnBackend {
   private async park(): Promise<number> {
     const ring = this.ring
     ring.notify(true)
-    let n = ring.reap(0, 0) // completions that raced the switch-on
+    this.stage()
+    let n = ring.reap(0, 0) // submits what the last batch queued; completions that raced the switch-on
     if (n === 0) {
       await new Promise<void>((resolve) => (this.idleResolve = resolve))
       this.stage()
@@ -346,6 +363,9 @@ export class UringDriver implements Driver, ConnBackend {
           break
         case Kind.LISTENER_CLOSE:
           this.onListenerCancelled(slot)
+          break
+        case Kind.TICK:
+          this.tickFired = true
           break
         case Kind.CANCEL:
         case Kind.SHUTDOWN:

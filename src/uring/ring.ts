@@ -3,7 +3,10 @@
 // from the native completion array through views created once.
 import { native, nativeBytes, type NativeSymbols, type Pointer } from "../native/lib"
 import { check, Errno, NativeError } from "../native/errno"
-import { CQE, MSG, OP, PARAMS, Setup } from "../native/layout"
+import { CQE, MSG, OP, PARAMS, Setup, WAIT_UNBOUNDED } from "../native/layout"
+
+/** Wait bound while ops are still waiting for submission-queue room. */
+const BACKLOG_WAIT_US = 50
 
 export interface RingOptions {
   sqEntries: number
@@ -55,13 +58,27 @@ export class Ring {
 
   /**
    * Queues one operation for the next submit. Throws NativeError EBUSY when the
-   * op array is full and the kernel's submission queue takes none of it.
+   * op array is full and the kernel's submission queue takes none of it. The
+   * last record is kept for pushReserved.
    */
   push(opcode: number, kind: number, slot: number, gen: number, fd: number, a = 0, b = 0, c = 0): void {
-    if (this.pending === this.maxOps) {
-      this.prepare()
-      if (this.pending === this.maxOps) throw new NativeError("queue operation", -Errno.EBUSY, `${this.maxOps} operations wait for submission-queue room`)
-    }
+    this.makeRoom(this.maxOps - 1)
+    this.write(opcode, kind, slot, gen, fd, a, b, c)
+  }
+
+  /** Like push, but may take the record push keeps free: for the loop's tick, which must always be queued. */
+  pushReserved(opcode: number, kind: number, slot: number, gen: number, fd: number, a = 0, b = 0, c = 0): void {
+    this.makeRoom(this.maxOps)
+    this.write(opcode, kind, slot, gen, fd, a, b, c)
+  }
+
+  private makeRoom(limit: number): void {
+    if (this.pending < limit) return
+    this.prepare()
+    if (this.pending >= limit) throw new NativeError("queue operation", -Errno.EBUSY, `${this.pending} operations wait for submission-queue room`)
+  }
+
+  private write(opcode: number, kind: number, slot: number, gen: number, fd: number, a: number, b: number, c: number): void {
     const o = this.pending++ * OP.words
     const ops = this.ops
     ops[o] = opcode
@@ -74,10 +91,6 @@ export class Ring {
     ops[o + 7] = c
   }
 
-  get hasPending(): boolean {
-    return this.pending > 0
-  }
-
   /** Turns queued ops into SQEs; keeps any the kernel would not take yet. */
   private prepare(): void {
     const n = this.pending
@@ -87,9 +100,14 @@ export class Ring {
     this.pending = n - done
   }
 
-  /** Submits queued ops and copies ready completions (waiting for `min` up to timeoutUs); returns the count. */
+  /**
+   * Submits queued ops and copies ready completions (waiting for `min` up to
+   * timeoutUs, or WAIT_UNBOUNDED); returns the count.
+   */
   reap(min = 0, timeoutUs = 0): number {
     this.prepare()
+    // Ops the submission queue could not take yet may include the one that bounds an unbounded wait.
+    if (timeoutUs === WAIT_UNBOUNDED && this.pending > 0) timeoutUs = BACKLOG_WAIT_US
     return check("ringline_ring_reap", this.sym.ringline_ring_reap(this.handle, min, timeoutUs))
   }
 

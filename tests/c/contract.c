@@ -230,7 +230,8 @@ static int test_layout(void) {
   CHECK(n > 0 && n <= 256);
   CHECK_EQ(out[0], RINGLINE_ABI_VERSION);
   CHECK_EQ(out[1], sizeof(ringline_ring_params));
-  CHECK_EQ(n, 44);
+  CHECK_EQ(n, 45);
+  CHECK_EQ(out[44], RINGLINE_WAIT_UNBOUNDED);
   /* the recvmsg header block: size, the four field offsets, then the name room */
   const uint32_t recvmsg_block[] = {16, 0, 4, 8, 12, RINGLINE_RECVMSG_NAME_LEN};
   for (int i = 0; i < 6; i++) CHECK_EQ(out[34 + i], recvmsg_block[i]);
@@ -366,6 +367,19 @@ static int test_timeouts_and_cancel(void) {
   CHECK_EQ(c->slot, 1);
   CHECK_EQ(c->res, -ETIME);
   CHECK(elapsed >= 29.0);
+  CHECK(elapsed < 1000.0);
+
+  /* an unbounded wait arms no timer of its own: a TIMEOUT op in flight (15 ms) ends it */
+  put_op(r, 0, RINGLINE_OP_TIMEOUT, 2, 0, 3, -1, 0, 15, 0);
+  t = now_ms();
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  n = ringline_ring_reap(r, 1, RINGLINE_WAIT_UNBOUNDED);
+  elapsed = now_ms() - t;
+  CHECK(n >= 1);
+  c = find_kind(r, n, 2);
+  CHECK(c != NULL);
+  CHECK_EQ(c->gen, 3);
+  CHECK(elapsed >= 14.0);
   CHECK(elapsed < 1000.0);
 
   /* cancel a 10 s timeout (kind 3 slot 5 gen 9) that the kernel already holds */
@@ -1484,7 +1498,7 @@ static const struct {
     {"layout: query publishes the ABI version, refuses small/NULL buffers", test_layout},
     {"create/destroy 1,000 rings with a bufring: no fd or memory leak", test_create_destroy_1000_rings},
     {"NOP round trip echoes kind/slot/gen; batched NOP timing", test_nop_round_trip},
-    {"timeouts: relative, absolute, cancelled by user_data", test_timeouts_and_cancel},
+    {"timeouts: relative, absolute, ending an unbounded wait, cancelled by user_data", test_timeouts_and_cancel},
     {"socketpair: send, sendmsg with 3 iovecs, multishot recv", test_send_sendmsg_recv_socketpair},
     {"recv multishot: 4 buffers until -ENOBUFS, replenish, continue", test_recv_enobufs_replenish},
     {"wake from another thread; notify eventfd signals pending completions", test_wake_and_notify_fd},
