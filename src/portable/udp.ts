@@ -40,6 +40,22 @@ export class UdpSendSlots {
   }
 }
 
+/** Recent senders by port (address checked on use), so a sender that repeats costs no allocation. Bounded: cleared when full. */
+const PEERS_MAX = 4096
+const peersByPort = new Map<number, PeerAddress>()
+/** Peers made here from Bun's (valid) sender addresses: replies to them skip address validation. */
+const receivedPeers = new WeakSet<PeerAddress>()
+
+function receivedPeer(address: string, port: number, ipv6: boolean): PeerAddress {
+  const known = peersByPort.get(port)
+  if (known !== undefined && known.address === address) return known
+  if (peersByPort.size >= PEERS_MAX) peersByPort.clear()
+  const peer: PeerAddress = Object.freeze({ address, port, family: ipv6 ? "IPv6" : "IPv4" })
+  peersByPort.set(port, peer)
+  receivedPeers.add(peer)
+  return peer
+}
+
 interface Pending {
   data: Uint8Array
   peer: PeerAddress
@@ -73,7 +89,7 @@ export class PortableUdp implements UdpBackend {
         data: (_s, data, port, address, flags) => {
           // Same rule as io_uring: a datagram beyond one receive buffer is dropped and counted.
           if (flags.truncated || data.length > max) u.ctx.dropped()
-          else u.ctx.deliver(data, 0, data.length, Object.freeze({ address, port, family: flags.ipv6 ? "IPv6" : "IPv4" }))
+          else u.ctx.deliver(data, 0, data.length, receivedPeer(address, port, flags.ipv6))
           onEvent()
         },
         drain: () => {
@@ -90,7 +106,7 @@ export class PortableUdp implements UdpBackend {
 
   sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
     if (this.socket.closed) throw new UdpSendError("Closed", "the UDP socket is closed (its worker shut down)")
-    if (isIP(peer.address) === 0) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
+    if (!receivedPeers.has(peer) && isIP(peer.address) === 0) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
     if (!this.slots.take()) throw new UdpSendError("PoolExhausted", `all ${this.slots.count} UDP send slots are in flight (await sendReady())`)
     this.pending.push({ data: data.slice(), peer })
     if (this.flushScheduled || this.blocked) return
