@@ -173,6 +173,14 @@ static ringline_ring *std_ring(void) {
   return make_ring(&p);
 }
 
+/* A ring with the standard params and a stream socketpair (its fds closed when the test ends); NULL on failure. */
+static ringline_ring *ring_with_pair(int sv[2]) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return NULL;
+  own_fd(sv[0]);
+  own_fd(sv[1]);
+  return std_ring();
+}
+
 static void put_op(ringline_ring *r, uint32_t i, uint32_t opcode, uint32_t kind, uint32_t slot, uint32_t gen,
                    int32_t fd, uint32_t a, uint32_t b, uint32_t c) {
   ringline_op *op = &ringline_ring_ops(r)[i];
@@ -425,10 +433,7 @@ static int test_timeouts_and_cancel(void) {
 
 static int test_send_sendmsg_recv_socketpair(void) {
   int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  own_fd(sv[0]);
-  own_fd(sv[1]);
-  ringline_ring *r = std_ring();
+  ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
   CHECK_EQ(ringline_bufring_create(r, 0, 8, 4096), 0);
   uint8_t *base = ringline_bufring_base(r, 0);
@@ -512,10 +517,7 @@ static int test_send_sendmsg_recv_socketpair(void) {
 
 static int test_recv_enobufs_replenish(void) {
   int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  own_fd(sv[0]);
-  own_fd(sv[1]);
-  ringline_ring *r = std_ring();
+  ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
   CHECK_EQ(ringline_bufring_create(r, 0, 4, 64), 0);
   uint8_t *base = ringline_bufring_base(r, 0);
@@ -1252,10 +1254,7 @@ static int test_send_zc_notif(void) {
 
 static int test_poll_add(void) {
   int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  own_fd(sv[0]);
-  own_fd(sv[1]);
-  ringline_ring *r = std_ring();
+  ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
 
   /* POLLOUT on a writable socket completes at once with the ready mask */
@@ -1289,10 +1288,7 @@ static int test_poll_add(void) {
 
 static int test_cancel_pending_recv(void) {
   int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  own_fd(sv[0]);
-  own_fd(sv[1]);
-  ringline_ring *r = std_ring();
+  ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
   CHECK_EQ(ringline_bufring_create(r, 0, 8, 256), 0);
 
