@@ -121,7 +121,6 @@ export class UringDriver implements Driver, ConnBackend {
   /** open: still accepting; fd is -1 once closed. */
   private readonly listeners: Array<{ fd: number; open: boolean }> = []
   private accepting = true
-  private acceptPausedFull = false
 
   private readonly udps: UringUdp[] = []
   /** The handler has an onTick hook (it runs after every batch, so every batch may resume code). */
