@@ -8,8 +8,6 @@ import { Config, RinglineBuilder, type HandlerSpec, type Server } from "../src/i
 
 /** The backend this run of the suite gets (RINGLINE_BACKEND, or what "auto" finds). */
 export const backendUnderTest = (await chooseBackend("auto").catch(() => ({ backend: "portable" as const }))).backend
-/** Skip condition of tests of io_uring-only mechanics (their names say "[io_uring only]"). */
-export const notIoUring = backendUnderTest !== "io_uring"
 
 /** The seed's test_config(), plus quiet output and a short shutdown deadline. */
 export function testConfig(mutate?: (c: Config) => void): Config {
