@@ -5,7 +5,11 @@
  * no io_uring_setup_buf_ring), DEFER_TASKRUN|SINGLE_ISSUER, one send in flight
  * per connection with the rest queued behind it. Prints "ready <tcp> <udp>".
  *
- *   echo_uring --tcp 127.0.0.1:0 --udp 127.0.0.1:0
+ *   echo_uring --tcp 127.0.0.1:0 --udp 127.0.0.1:0 [--wait-timeout-us N]
+ *
+ * --wait-timeout-us bounds every wait with a kernel timeout, as a runtime that
+ * must return to its own event loop would: the bench row "C io_uring, timed
+ * waits" measures what arming that timer per wait costs.
  */
 #include "echo_common.h"
 
@@ -117,6 +121,10 @@ static void udp_echo(int ufd, int bid, int res) {
 
 int main(int argc, char **argv) {
   int tfd = -1, ufd = -1;
+  long wait_timeout_us = 0;
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (!strcmp(argv[i], "--wait-timeout-us")) wait_timeout_us = atol(argv[i + 1]);
+  struct __kernel_timespec wait_bound = {.tv_sec = wait_timeout_us / 1000000, .tv_nsec = wait_timeout_us % 1000000 * 1000};
   struct io_uring_params p = {.flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQSIZE, .cq_entries = 8192};
   if (io_uring_queue_init_params(2048, &ring, &p) < 0) return 1;
   setup_bufs(TCP_BGID);
@@ -126,8 +134,9 @@ int main(int argc, char **argv) {
   if (tfd >= 0) io_uring_prep_multishot_accept(sqe_for(OP_ACCEPT, (uint32_t)tfd), tfd, NULL, NULL, SOCK_NONBLOCK);
   if (ufd >= 0) arm_udp(ufd);
   for (;;) {
-    io_uring_submit_and_wait(&ring, 1);
     struct io_uring_cqe *cqe;
+    if (wait_timeout_us > 0) io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &wait_bound, NULL);
+    else io_uring_submit_and_wait(&ring, 1);
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&ring, head, cqe) {
       seen++;
