@@ -10,70 +10,20 @@
 //   BENCH_SERVERS=ringline BENCH_ROWS="UDP rr,connect" bun bench/run.ts --quick   (a subset)
 //
 // Needs `zig build bench` (zig-out/bin/loadgen, echo_uring, echo_epoll) and `node` on PATH.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, release } from "node:os"
+import { ALL_SERVERS, allRows, bin, cpuSeconds, loadgen, root, rssKiB, startServer, warmupArgs, type LoadResult, type RowSpec, type Running } from "./harness"
 
 const quick = process.argv.includes("--quick")
 const REPS = Number(process.env.BENCH_REPS ?? (quick ? 1 : 3))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 3))
-const root = new URL("../", import.meta.url).pathname
-const bin = (name: string) => `${root}zig-out/bin/${name}`
-const bun = process.execPath
-
-interface ServerSpec {
-  name: string
-  cmd: string[]
-  env?: Record<string, string>
-}
-
-const ALL_SERVERS: ServerSpec[] = [
-  { name: "C io_uring", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
-  // The same server with every wait bounded by a 200 µs kernel timeout: what a timer per wait costs.
-  { name: "C io_uring, timed waits", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--wait-timeout-us", "200"] },
-  { name: "C epoll", cmd: [bin("echo_epoll"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
-  { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "io_uring" } },
-  { name: "ringline portable", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "portable" } },
-  { name: "Bun.listen", cmd: [bun, `${root}bench/servers/bun_echo.ts`] },
-  { name: "node:net", cmd: ["node", `${root}bench/servers/node_echo.mjs`] },
-]
-
-interface RowSpec {
-  name: string
-  args: (tcp: string, udp: string) => string[]
-  /** Report latency percentiles rather than CPU ratios (open loop). */
-  latency?: boolean
-}
-
-const s = String(SECONDS)
-const ALL_ROWS: RowSpec[] = [
-  { name: "TCP rr, 16 conns × 64 B", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s] },
-  { name: "TCP rr, 128 conns × 1 KiB", args: (t) => ["tcp-rr", "--addr", t, "--conns", "128", "--size", "1024", "--seconds", s] },
-  { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20)] },
-  { name: "UDP rr, 256 B", args: (_, u) => ["udp-rr", "--addr", u, "--size", "256", "--seconds", s] },
-  { name: "UDP flood, 256 B, 8 senders", args: (_, u) => ["udp-flood", "--addr", u, "--senders", "8", "--size", "256", "--seconds", s] },
-  { name: "connect storm, sequential", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "500" : "2000", "--concurrency", "1"] },
-  { name: "connect storm, 32 concurrent", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "1024" : "4096", "--concurrency", "32"] },
-  { name: "TCP open loop 16 conns × 64 B at 20k req/s", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s, "--rate", "20000"], latency: true },
-]
-
+const ALL_ROWS = allRows(SECONDS, quick)
 /** BENCH_SERVERS / BENCH_ROWS: comma-separated substrings to run a subset (C io_uring always runs: ratios pair with it). */
 const pick = <T extends { name: string }>(all: T[], filter: string | undefined, keep?: string): T[] =>
   filter ? all.filter((x) => x.name === keep || filter.split(",").some((f) => x.name.includes(f.trim()))) : all
 const SERVERS = pick(ALL_SERVERS, process.env.BENCH_SERVERS, "C io_uring")
 const ROWS = pick(ALL_ROWS, process.env.BENCH_ROWS)
 const EXTRAS = process.env.BENCH_ROWS === undefined && process.env.BENCH_SERVERS === undefined
-
-interface LoadResult {
-  ok: boolean
-  ops: number
-  seconds: number
-  errors: number
-  p50_us?: number
-  p99_us?: number
-  p999_us?: number
-  mb_per_s?: number
-  error?: string
-}
 
 interface Cell {
   row: string
@@ -83,85 +33,6 @@ interface Cell {
   opsPerSec: number
   cpuUsPerOp: number
   load: LoadResult
-}
-
-/** CPU seconds the server has used so far: every thread's run time from schedstat (ns resolution). */
-function cpuSeconds(pid: number): number {
-  let ns = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0])
-    } catch {
-      // a thread that exited between the listing and the read
-    }
-  }
-  return ns / 1e9
-}
-
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  return m ? Number(m[1]) : NaN
-}
-
-interface Running {
-  pid: number
-  tcp: string
-  udp: string
-  exited: () => boolean
-  stop: () => Promise<void>
-}
-
-async function startServer(spec: ServerSpec, cpu: string, extraArgs: string[] = []): Promise<Running> {
-  const child = Bun.spawn(["taskset", "-c", cpu, ...spec.cmd, ...extraArgs], {
-    env: { ...process.env, ...spec.env },
-    stdout: "pipe",
-    stderr: "inherit",
-  })
-  const reader = child.stdout.getReader()
-  let text = ""
-  const deadline = Date.now() + 10_000
-  while (!text.includes("\n")) {
-    if (Date.now() > deadline) throw new Error(`${spec.name} did not print "ready"`)
-    const { value, done } = await reader.read()
-    if (done) throw new Error(`${spec.name} exited before it was ready`)
-    text += new TextDecoder().decode(value)
-  }
-  const [word, tcp, udp] = text.trim().split(/\s+/)
-  if (word !== "ready") throw new Error(`${spec.name}: unexpected first line ${text}`)
-  return {
-    pid: child.pid,
-    tcp: tcp!,
-    udp: udp!,
-    exited: () => child.exitCode !== null || child.signalCode !== null,
-    stop: async () => {
-      child.kill("SIGTERM")
-      const t = setTimeout(() => child.kill("SIGKILL"), 3000)
-      await child.exited
-      clearTimeout(t)
-    },
-  }
-}
-
-async function loadgen(args: string[], cpu = "0"): Promise<LoadResult> {
-  const child = Bun.spawn(["taskset", "-c", cpu, bin("loadgen"), ...args], { stdout: "pipe", stderr: "pipe" })
-  const out = await new Response(child.stdout).text()
-  await child.exited
-  try {
-    return JSON.parse(out.trim().split("\n").pop()!) as LoadResult
-  } catch {
-    return { ok: false, ops: 0, seconds: 0, errors: 1, error: `unparseable loadgen output: ${out}` }
-  }
-}
-
-/**
- * The same load as warm-up (shortened only where it is time-based): JIT-compiled
- * servers are measured warm, as they run in production. Short warm-ups left
- * Bun's JIT threads still compiling during the measured run (a fifth of the
- * server's CPU in a connect storm, seen with perf).
- */
-function warmupArgs(args: string[]): string[] {
-  const short: Record<string, string> = { "--seconds": "1" }
-  return args.map((a, i) => (i > 0 && short[args[i - 1]!] !== undefined ? short[args[i - 1]!]! : a))
 }
 
 async function measure(server: Running, row: RowSpec): Promise<Omit<Cell, "row" | "server" | "rep">> {
@@ -269,7 +140,7 @@ if (EXTRAS) {
 }
 for (const threads of EXTRAS ? [1, 2] : []) {
   const server = await startServer(ringline, "0,1", [String(threads)])
-  const load = await loadgen(ROWS[1]!.args(server.tcp, server.udp), "0,1")
+  const load = await loadgen(ALL_ROWS.find((r) => r.name === "TCP rr, 128 conns × 1 KiB")!.args(server.tcp, server.udp), "0,1")
   extras.push(`| scaling: ${threads} worker(s), TCP rr 128 conns × 1 KiB (server and loadgen share both CPUs) | ${load.ok ? `${(load.ops / load.seconds).toFixed(0)} ops/s` : "FAILED"} |`)
   await server.stop()
 }

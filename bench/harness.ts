@@ -1,0 +1,140 @@
+// What the benchmark tools share: the servers, the loads, starting a server
+// pinned to a CPU, running the C load generator, and reading a server's CPU
+// time from /proc. bench/run.ts builds the tables from them; bench/profile.ts
+// looks inside one server under one load.
+import { readdirSync, readFileSync } from "node:fs"
+
+export const root = new URL("../", import.meta.url).pathname
+export const bin = (name: string) => `${root}zig-out/bin/${name}`
+const bun = process.execPath
+
+export interface ServerSpec {
+  name: string
+  cmd: string[]
+  env?: Record<string, string>
+}
+
+export const ALL_SERVERS: ServerSpec[] = [
+  { name: "C io_uring", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
+  // The same server with every wait bounded by a 200 µs kernel timeout: what a timer per wait costs.
+  { name: "C io_uring, timed waits", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--wait-timeout-us", "200"] },
+  { name: "C epoll", cmd: [bin("echo_epoll"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
+  { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "io_uring" } },
+  { name: "ringline portable", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "portable" } },
+  { name: "Bun.listen", cmd: [bun, `${root}bench/servers/bun_echo.ts`] },
+  { name: "node:net", cmd: ["node", `${root}bench/servers/node_echo.mjs`] },
+]
+
+export interface RowSpec {
+  name: string
+  args: (tcp: string, udp: string) => string[]
+  /** Report latency percentiles rather than CPU ratios (open loop). */
+  latency?: boolean
+}
+
+/** The loads; time-based ones run `seconds` each (`quick` shortens the connect storms). */
+export function allRows(seconds: number, quick: boolean): RowSpec[] {
+  const s = String(seconds)
+  return [
+    { name: "TCP rr, 16 conns × 64 B", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s] },
+    { name: "TCP rr, 128 conns × 1 KiB", args: (t) => ["tcp-rr", "--addr", t, "--conns", "128", "--size", "1024", "--seconds", s] },
+    { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20)] },
+    { name: "UDP rr, 256 B", args: (_, u) => ["udp-rr", "--addr", u, "--size", "256", "--seconds", s] },
+    { name: "UDP flood, 256 B, 8 senders", args: (_, u) => ["udp-flood", "--addr", u, "--senders", "8", "--size", "256", "--seconds", s] },
+    { name: "connect storm, sequential", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "500" : "2000", "--concurrency", "1"] },
+    { name: "connect storm, 32 concurrent", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "1024" : "4096", "--concurrency", "32"] },
+    { name: "TCP open loop 16 conns × 64 B at 20k req/s", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s, "--rate", "20000"], latency: true },
+  ]
+}
+
+export interface LoadResult {
+  ok: boolean
+  ops: number
+  seconds: number
+  errors: number
+  p50_us?: number
+  p99_us?: number
+  p999_us?: number
+  mb_per_s?: number
+  error?: string
+}
+
+/** CPU seconds the server has used so far: every thread's run time from schedstat (ns resolution). */
+export function cpuSeconds(pid: number): number {
+  let ns = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0])
+    } catch {
+      // a thread that exited between the listing and the read
+    }
+  }
+  return ns / 1e9
+}
+
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+  return m ? Number(m[1]) : NaN
+}
+
+export interface Running {
+  pid: number
+  tcp: string
+  udp: string
+  exited: () => boolean
+  stop: () => Promise<void>
+}
+
+export async function startServer(spec: ServerSpec, cpu: string, extraArgs: string[] = []): Promise<Running> {
+  const child = Bun.spawn(["taskset", "-c", cpu, ...spec.cmd, ...extraArgs], {
+    env: { ...process.env, ...spec.env },
+    stdout: "pipe",
+    stderr: "inherit",
+  })
+  const reader = child.stdout.getReader()
+  let text = ""
+  const deadline = Date.now() + 10_000
+  while (!text.includes("\n")) {
+    if (Date.now() > deadline) throw new Error(`${spec.name} did not print "ready"`)
+    const { value, done } = await reader.read()
+    if (done) throw new Error(`${spec.name} exited before it was ready`)
+    text += new TextDecoder().decode(value)
+  }
+  const [word, tcp, udp] = text.trim().split(/\s+/)
+  if (word !== "ready") throw new Error(`${spec.name}: unexpected first line ${text}`)
+  return {
+    pid: child.pid,
+    tcp: tcp!,
+    udp: udp!,
+    exited: () => child.exitCode !== null || child.signalCode !== null,
+    stop: async () => {
+      child.kill("SIGTERM")
+      const t = setTimeout(() => child.kill("SIGKILL"), 3000)
+      await child.exited
+      clearTimeout(t)
+    },
+  }
+}
+
+export async function loadgen(args: string[], cpu = "0"): Promise<LoadResult> {
+  const child = Bun.spawn(["taskset", "-c", cpu, bin("loadgen"), ...args], { stdout: "pipe", stderr: "pipe" })
+  const out = await new Response(child.stdout).text()
+  await child.exited
+  try {
+    return JSON.parse(out.trim().split("\n").pop()!) as LoadResult
+  } catch {
+    return { ok: false, ops: 0, seconds: 0, errors: 1, error: `unparseable loadgen output: ${out}` }
+  }
+}
+
+/**
+ * The same load as warm-up (shortened only where it is time-based): JIT-compiled
+ * servers are measured warm, as they run in production. Short warm-ups left
+ * Bun's JIT threads still compiling during the measured run (a fifth of the
+ * server's CPU in a connect storm, seen with perf).
+ */
+export function warmupArgs(args: string[]): string[] {
+  const short: Record<string, string> = { "--seconds": "1" }
+  return args.map((a, i) => (i > 0 && short[args[i - 1]!] !== undefined ? short[args[i - 1]!]! : a))
+}
+
