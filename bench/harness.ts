@@ -32,7 +32,11 @@ export interface RowSpec {
   latency?: boolean
 }
 
-/** The loads; time-based ones run `seconds` each (`quick` shortens the connect storms). */
+/**
+ * The loads; time-based ones run `seconds` each. The connect storms count
+ * connections instead: enough for about a second of work, so the JIT-compiled
+ * servers are measured warm (`quick` shortens them).
+ */
 export function allRows(seconds: number, quick: boolean): RowSpec[] {
   const s = String(seconds)
   return [
@@ -41,8 +45,8 @@ export function allRows(seconds: number, quick: boolean): RowSpec[] {
     { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20)] },
     { name: "UDP rr, 256 B", args: (_, u) => ["udp-rr", "--addr", u, "--size", "256", "--seconds", s] },
     { name: "UDP flood, 256 B, 8 senders", args: (_, u) => ["udp-flood", "--addr", u, "--senders", "8", "--size", "256", "--seconds", s] },
-    { name: "connect storm, sequential", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "500" : "2000", "--concurrency", "1"] },
-    { name: "connect storm, 32 concurrent", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "1024" : "4096", "--concurrency", "32"] },
+    { name: "connect storm, sequential", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "500" : "10000", "--concurrency", "1"] },
+    { name: "connect storm, 32 concurrent", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "1024" : "16384", "--concurrency", "32"] },
     { name: "TCP open loop 16 conns × 64 B at 20k req/s", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s, "--rate", "20000"], latency: true },
   ]
 }
