@@ -39,6 +39,12 @@ export class Config {
   tcpNodelay = true
   /** Unread bytes one connection may hold before its receive pauses / its parser is refused. */
   recvAccumulatorMax = 1024 * 1024 * 1024
+  /**
+   * Unread bytes at which a connection whose handler is not reading stops
+   * receiving (until it has read half of them): the rest waits in the kernel and
+   * TCP slows the peer, instead of piling up in the process.
+   */
+  recvHighWater = 2 * 1024 * 1024
   worker: WorkerConfig = { threads: 0, pinToCore: true, coreOffset: 0 }
   /** Graceful shutdown's drain deadline. */
   shutdownTimeoutMs = 5000
@@ -95,6 +101,7 @@ export function validateConfig(cfg: Config): void {
   int("backlog", cfg.backlog, 1, 65535)
   bool("tcpNodelay", cfg.tcpNodelay)
   int("recvAccumulatorMax", cfg.recvAccumulatorMax, cfg.recvBuffer.bufferSize, Number.MAX_SAFE_INTEGER)
+  int("recvHighWater", cfg.recvHighWater, 1, Number.MAX_SAFE_INTEGER)
   int("worker.threads", cfg.worker?.threads, 0, 1024)
   bool("worker.pinToCore", cfg.worker.pinToCore)
   int("worker.coreOffset", cfg.worker.coreOffset, 0, 1023)

@@ -26,6 +26,8 @@ export type DataParser = (data: Uint8Array, eof: boolean) => ParseResult
 export interface ConnBackend {
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
+  /** Unread bytes at which a connection whose handler is not reading stops receiving (Config: recvHighWater). */
+  readonly recvHighWater: number
   /** Lends receive buffers (io_uring's provided buffers); null when data must be copied at once. */
   readonly lender: BufferLender | null
   /** The queue has bytes and nothing is in flight: start sending. */
@@ -62,6 +64,8 @@ export class ConnCtx {
   private reader: Reader | null = null
   private eof = false
   private recvPaused = false
+  /** Reading resumes once unread bytes fall to this (set when it paused). */
+  private resumeAt = 0
   /** No more sends accepted: close() or shutdownWrite() was called, or the socket failed. */
   private writeClosed = false
   private closed = false
@@ -164,11 +168,18 @@ export class ConnCtx {
     }
     if (this.rx.size > this.backend.recvAccumulatorMax) {
       if (this.reader !== null) this.failReader(this.tooLarge())
-      else if (!this.recvPaused) {
-        this.recvPaused = true
-        this.backend.pauseRecv(this)
-      }
+      else this.pauseReading(this.backend.recvAccumulatorMax / 2)
+    } else if (this.reader === null && this.rx.size >= this.backend.recvHighWater) {
+      // The handler is not reading: further bytes wait in the kernel (TCP slows the peer), not here.
+      this.pauseReading(this.backend.recvHighWater / 2)
     }
+  }
+
+  private pauseReading(resumeAt: number): void {
+    if (this.recvPaused) return
+    this.recvPaused = true
+    this.resumeAt = resumeAt
+    this.backend.pauseRecv(this)
   }
 
   /** Backend: the peer finished sending (or the socket failed with `error`). */
@@ -212,7 +223,7 @@ export class ConnCtx {
 
   private consumed(n: number): void {
     this.rx.consume(n)
-    if (this.recvPaused && this.rx.size <= this.backend.recvAccumulatorMax / 2) {
+    if (this.recvPaused && this.rx.size <= this.resumeAt) {
       this.recvPaused = false
       this.backend.resumeRecv(this)
     }

@@ -1,9 +1,10 @@
-// RecvBuffer: one connection's unread bytes. Where the backend can lend its
-// receive buffers (io_uring's provided buffers), bytes stay in them until the
-// parser consumes them — no copy; only when a parser needs more than one buffer
-// holds, when the lender's budget is spent, or when the backend cannot lend
-// (portable), bytes are copied into an owned, growable accumulator. Order is
-// kept: borrowed segments always precede the accumulator's bytes.
+// RecvBuffer: one connection's unread bytes, in order, as a queue of segments.
+// Where the backend can lend its receive buffers (io_uring's provided buffers),
+// a segment is the lent buffer itself and stays there until the parser has
+// consumed it — no copy. Bytes are copied into an owned, growable accumulator
+// only when the backend cannot lend (portable, or its lending budget is spent)
+// or when a parser needs more than one segment holds. Borrowed and owned
+// segments may alternate, so one copy never forces the ones after it to copy.
 
 /** The backend side of borrowing (it decides, per buffer, whether to lend it at all). */
 export interface BufferLender {
@@ -12,16 +13,19 @@ export interface BufferLender {
 }
 
 const EMPTY = new Uint8Array(0)
+const OWNED = -1
 
 export class RecvBuffer {
-  // Borrowed segments, oldest first (from head), each with its lender token.
-  private held: Uint8Array[] = []
+  // Unread segments, oldest first from head, each with its lender token (OWNED: a view of an accumulator).
+  private segs: Uint8Array[] = []
   private tokens: number[] = []
   private head = 0
-  // Owned bytes after the borrowed ones: acc[start, end).
+  // The accumulator owned bytes are copied into; while `accOpen`, the newest
+  // segment is acc[accStart, accEnd) and further owned bytes extend it.
   private acc: Uint8Array = EMPTY
-  private start = 0
-  private end = 0
+  private accOpen = false
+  private accStart = 0
+  private accEnd = 0
   /** Unread bytes in all. */
   size = 0
 
@@ -29,43 +33,45 @@ export class RecvBuffer {
 
   /**
    * Takes `data` (valid only for this call unless `token` >= 0, which lends it
-   * until released): borrowed when allowed, copied otherwise.
+   * until released): borrowed as it is when lent, copied otherwise.
    */
   push(data: Uint8Array, token: number): void {
-    this.size += data.length
-    // Borrowed segments must stay ahead of owned bytes: while any are owned, copy.
-    if (token >= 0 && this.end === this.start) {
-      this.held.push(data)
-      this.tokens.push(token)
+    if (data.length === 0) {
+      if (token >= 0) this.lender!.release(token)
       return
     }
-    this.append(data)
-    if (token >= 0) this.lender!.release(token)
+    this.size += data.length
+    if (token >= 0) {
+      this.segs.push(data)
+      this.tokens.push(token)
+      this.accOpen = false
+      return
+    }
+    this.appendOwned(data)
   }
 
-  /** The oldest contiguous run of unread bytes (a prefix of them when several buffers are held). */
+  /** The oldest contiguous run of unread bytes (a prefix of them when there are several segments). */
   front(): Uint8Array {
-    if (this.head < this.held.length) return this.held[this.head]!
-    return this.acc.subarray(this.start, this.end)
+    return this.head < this.segs.length ? this.segs[this.head]! : EMPTY
   }
 
   /** Makes every unread byte one contiguous view (copying borrowed buffers, which go back). */
   all(): Uint8Array {
-    if (this.head < this.held.length && this.size > this.held[this.head]!.length) {
+    if (this.segs.length - this.head > 1) {
       const merged = new Uint8Array(Math.max(this.size, 4096))
       let at = 0
-      for (let i = this.head; i < this.held.length; i++) {
-        merged.set(this.held[i]!, at)
-        at += this.held[i]!.length
-        this.lender!.release(this.tokens[i]!)
+      for (let i = this.head; i < this.segs.length; i++) {
+        merged.set(this.segs[i]!, at)
+        at += this.segs[i]!.length
+        if (this.tokens[i]! >= 0) this.lender!.release(this.tokens[i]!)
       }
-      merged.set(this.acc.subarray(this.start, this.end), at)
-      this.held = []
-      this.tokens = []
-      this.head = 0
       this.acc = merged
-      this.start = 0
-      this.end = this.size
+      this.accStart = 0
+      this.accEnd = this.size
+      this.segs = [merged.subarray(0, this.size)]
+      this.tokens = [OWNED]
+      this.head = 0
+      this.accOpen = true
     }
     return this.front()
   }
@@ -73,49 +79,59 @@ export class RecvBuffer {
   /** Drops the first n unread bytes (n <= front().length). */
   consume(n: number): void {
     this.size -= n
-    if (this.head < this.held.length) {
-      const seg = this.held[this.head]!
-      if (n < seg.length) {
-        this.held[this.head] = seg.subarray(n)
-        return
-      }
-      this.lender!.release(this.tokens[this.head]!)
-      this.held[this.head] = EMPTY
-      if (++this.head === this.held.length) {
-        this.held.length = this.tokens.length = this.head = 0
-      }
+    const seg = this.segs[this.head]!
+    const isOpenAcc = this.accOpen && this.head === this.segs.length - 1
+    if (n < seg.length) {
+      this.segs[this.head] = seg.subarray(n)
+      if (isOpenAcc) this.accStart += n
       return
     }
-    this.start += n
-    if (this.start === this.end) this.start = this.end = 0
+    const token = this.tokens[this.head]!
+    if (token >= 0) this.lender!.release(token)
+    this.segs[this.head] = EMPTY
+    if (++this.head === this.segs.length) this.reset()
   }
 
   /** Drops everything, giving borrowed buffers back. */
   clear(): void {
-    for (let i = this.head; i < this.held.length; i++) this.lender!.release(this.tokens[i]!)
-    this.held = []
-    this.tokens = []
-    this.head = 0
-    this.start = this.end = this.size = 0
+    for (let i = this.head; i < this.segs.length; i++) if (this.tokens[i]! >= 0) this.lender!.release(this.tokens[i]!)
+    this.reset()
+    this.size = 0
   }
 
-  private append(data: Uint8Array): void {
+  /** No segments left: the accumulator is free to be reused from its start. */
+  private reset(): void {
+    this.segs.length = this.tokens.length = this.head = 0
+    this.accOpen = false
+    this.accStart = this.accEnd = 0
+  }
+
+  private appendOwned(data: Uint8Array): void {
     const n = data.length
-    if (this.end + n > this.acc.length) {
-      const live = this.end - this.start
-      if (live + n <= this.acc.length && this.start > 0) {
-        this.acc.copyWithin(0, this.start, this.end)
+    if (!this.accOpen) {
+      // A new owned segment. The accumulator is reusable only if no earlier segment still views it.
+      const reusable = this.tokens.lastIndexOf(OWNED, this.segs.length - 1) < this.head
+      if (!reusable || this.acc.length < n) this.acc = new Uint8Array(Math.max(4096, n, reusable ? this.acc.length : 0))
+      this.accStart = this.accEnd = 0
+      this.segs.push(EMPTY)
+      this.tokens.push(OWNED)
+      this.accOpen = true
+    } else if (this.accEnd + n > this.acc.length) {
+      const live = this.accEnd - this.accStart
+      if (live + n <= this.acc.length) {
+        this.acc.copyWithin(0, this.accStart, this.accEnd)
       } else {
         let cap = Math.max(this.acc.length * 2, 4096)
         while (cap < live + n) cap *= 2
         const grown = new Uint8Array(cap)
-        grown.set(this.acc.subarray(this.start, this.end))
+        grown.set(this.acc.subarray(this.accStart, this.accEnd))
         this.acc = grown
       }
-      this.start = 0
-      this.end = live
+      this.accStart = 0
+      this.accEnd = live
     }
-    this.acc.set(data, this.end)
-    this.end += n
+    this.acc.set(data, this.accEnd)
+    this.accEnd += n
+    this.segs[this.segs.length - 1] = this.acc.subarray(this.accStart, this.accEnd)
   }
 }

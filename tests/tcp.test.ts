@@ -87,6 +87,30 @@ describe("tcp echo", () => {
     await c.until(() => c.closed || c.ended, "the server to close the stuck connection")
   })
 
+  test("a handler that does not read holds about recvHighWater bytes; the rest waits in the kernel and arrives in order", async () => {
+    const highWater = 256 * 1024
+    const s = await serve("late_reader", (c) => (c.recvHighWater = highWater))
+    const c = await Client.connect(s.tcpAddr!)
+    const payload = pattern(16 << 20, 3)
+    void c.write(payload) // node queues what the kernel does not take yet
+    const report = (await c.readExactly("buffered ".length + 1, 5000)).toString()
+    expect(report).toStartWith("buffered ")
+    const line = report + (await (async () => {
+      let rest = ""
+      while (!rest.endsWith("\n")) rest += (await c.readExactly(1)).toString()
+      return rest
+    })())
+    const buffered = Number(line.slice("buffered ".length))
+    // The pause takes effect after the receives already under way: allow 1 MiB of them.
+    expect(buffered).toBeGreaterThanOrEqual(highWater)
+    expect(buffered).toBeLessThan(highWater + (1 << 20))
+    expect(s.metrics().recvPauses).toBeGreaterThanOrEqual(1)
+    c.end()
+    let sum = 0
+    for (let i = 0; i < payload.length; i++) sum = (sum + payload[i]! * (i % 251)) % 1_000_000_007
+    expect((await c.readToEnd(20_000)).toString()).toBe(`total ${payload.length} sum ${sum}\n`)
+  })
+
   test("shutdownWrite gives the peer EOF while reading goes on", async () => {
     const s = await serve("shutdown_write")
     const c = await Client.connect(s.tcpAddr!)
@@ -264,6 +288,7 @@ describe("launch", () => {
     ["backlog", (c) => (c.backlog = 0)],
     ["worker.threads", (c) => (c.worker.threads = -1)],
     ["recvAccumulatorMax", (c) => (c.recvAccumulatorMax = 100)],
+    ["recvHighWater", (c) => (c.recvHighWater = 0)],
     ["shutdownTimeoutMs", (c) => (c.shutdownTimeoutMs = 1.5)],
     ["tcpNodelay", (c) => ((c as unknown as { tcpNodelay: string }).tcpNodelay = "yes")],
     ["backend", (c) => ((c as unknown as { backend: string }).backend = "nope")],

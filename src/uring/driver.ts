@@ -86,6 +86,7 @@ export class UringDriver implements Driver, ConnBackend {
   readonly ring: Ring
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
+  readonly recvHighWater: number
   /**
    * Connections keep provided buffers until their parser has consumed them (no
    * copy), within a budget of half the ring so one slow reader cannot starve
@@ -136,8 +137,12 @@ export class UringDriver implements Driver, ConnBackend {
   // The loop's tick (TICK_MS): a TIMEOUT op on the timer slot after the handlers' ones.
   private readonly tickSlot: number
   private tickFired = false
-  /** Completions reaped since the tick was armed (the tick's own included). */
+  /** Completions dispatched since the tick was armed (the tick's own included). */
   private sinceTick = 0
+  /** The last dispatch resumed handler code. */
+  private resumed = false
+  /** Lent buffers when dispatch last stopped at the budget (Infinity: it did not). */
+  private heldAtDeferral = Infinity
 
   private stopped = false
   private idleResolve: (() => void) | null = null
@@ -165,6 +170,7 @@ export class UringDriver implements Driver, ConnBackend {
     this.pool = new SendPool(this.ring.slab, 0, cfg.sendCopySlotSize, cfg.sendCopyCount, this.counters)
     this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, tcpSlab, cfg.maxConnections)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
+    this.recvHighWater = Math.min(cfg.recvHighWater, cfg.recvAccumulatorMax)
     this.recvRing = new BufferRing(this.ring, TCP_BGID, cfg.recvBuffer.ringSize, cfg.recvBuffer.bufferSize)
     this.holdBudget = cfg.recvBuffer.ringSize >> 1
 
@@ -269,30 +275,36 @@ export class UringDriver implements Driver, ConnBackend {
    * completion in the same call. The wait sets no timer of its own (arming one
    * per wait is what costs, in a VM); the tick in flight bounds it to TICK_MS.
    * After each batch, the handlers it resumed run until they go quiet
-   * (runResumedHandlers), so what they queue goes out with the next call. On
-   * each tick Bun's event loop gets a turn, or, if nothing but the tick completed
-   * during its period, the worker parks on the notify eventfd (0 % CPU however
-   * long it stays idle).
+   * (runResumedHandlers), so what they queue goes out with the next call. A
+   * batch whose receives would lend out more buffers than the budget is handed
+   * out in parts, the handlers draining what they hold in between (else the
+   * rest would be copied). On each tick Bun's event loop gets a turn, or, if
+   * nothing but the tick completed during its period, the worker parks on the
+   * notify eventfd (0 % CPU however long it stays idle).
    */
   private async loop(): Promise<void> {
     const ring = this.ring
     ring.notify(false) // while the loop waits in the ring itself, the eventfd stays quiet
     this.armTick()
-    let n = 0
+    let n = 0 // completions in the array
+    let next = 0 // the first of them not yet dispatched
     while (!this.stopped) {
-      if (n === 0) {
+      if (next === n) {
         this.stage()
         n = ring.reap(1, WAIT_UNBOUNDED)
+        next = 0
       }
-      this.sinceTick += n
-      const resumed = this.dispatch(n)
-      n = 0
+      next = this.dispatch(next, n)
       this.host.onTick()
-      if (resumed) await this.runResumedHandlers()
+      if (this.resumed) await this.runResumedHandlers()
       if (!this.tickFired) continue
       this.tickFired = false
-      if (this.sinceTick === 1) n = await this.park()
-      else await hop()
+      if (this.sinceTick === 1 && next === n) {
+        n = await this.park()
+        next = 0
+      } else {
+        await hop()
+      }
       this.armTick()
     }
   }
@@ -333,14 +345,18 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /**
-   * Handles a batch of completions; returns whether any of them may have resumed
-   * handler code (a resolved promise), which then gets its microtask turns. Send
-   * completions nobody awaits are "quiet": the loop goes straight on.
+   * Handles completions [from, n) and returns where it stopped: n, or earlier
+   * at a receive that would lend a buffer past the budget while the handlers
+   * released some since the last such stop (they drain first; when they hold
+   * on, the receive is copied). Sets `resumed` when any of them may have
+   * resumed handler code (a resolved promise), which then gets its microtask
+   * turns. Send completions nobody awaits are "quiet": the loop goes straight on.
    */
-  private dispatch(n: number): boolean {
+  private dispatch(from: number, n: number): number {
     const cq = this.ring.cqes
     let resumed = this.hasTickHook
-    for (let i = 0; i < n; i++) {
+    let i = from
+    for (; i < n; i++) {
       const o = i * CQE.words
       const kind = cq[o + CQE.kind]!
       const slot = cq[o + CQE.slot]!
@@ -349,6 +365,16 @@ export class UringDriver implements Driver, ConnBackend {
       const flags = cq[o + CQE.flags]!
       const bid = cq[o + CQE.bid]!
       switch (kind) {
+        case Kind.RECV:
+          if (this.heldBuffers >= this.holdBudget && this.heldBuffers < this.heldAtDeferral && bid >= 0) {
+            this.heldAtDeferral = this.heldBuffers
+            this.resumed = true
+            this.sinceTick += i - from
+            return i
+          }
+          resumed = true
+          this.onRecv(slot, gen, res, flags, bid)
+          break
         case Kind.SEND:
           if (this.pool.hasWaiters || this.conns[slot]?.sendQueue.hasTokens || res < 0) resumed = true
           this.onSend(slot, gen, res)
@@ -378,14 +404,15 @@ export class UringDriver implements Driver, ConnBackend {
           this.dispatchResuming(kind, slot, gen, res, flags, bid)
       }
     }
-    return resumed
+    this.heldAtDeferral = Infinity
+    this.resumed = resumed
+    this.sinceTick += n - from
+    return n
   }
 
   /** Completions that hand something to handler code. */
   private dispatchResuming(kind: number, slot: number, gen: number, res: number, flags: number, bid: number): void {
     switch (kind) {
-      case Kind.RECV:
-        return this.onRecv(slot, gen, res, flags, bid)
       case Kind.ACCEPT:
         return this.onAccept(slot, res, flags)
       case Kind.CLOSE:
