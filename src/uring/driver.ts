@@ -137,12 +137,8 @@ export class UringDriver implements Driver, ConnBackend {
   // The loop's tick (TICK_MS): a TIMEOUT op on the timer slot after the handlers' ones.
   private readonly tickSlot: number
   private tickFired = false
-  /** Completions dispatched since the tick was armed (the tick's own included). */
+  /** Completions reaped since the tick was armed (the tick's own included). */
   private sinceTick = 0
-  /** The last dispatch resumed handler code. */
-  private resumed = false
-  /** Lent buffers when dispatch last stopped at the budget (Infinity: it did not). */
-  private heldAtDeferral = Infinity
 
   private stopped = false
   private idleResolve: (() => void) | null = null
@@ -275,36 +271,30 @@ export class UringDriver implements Driver, ConnBackend {
    * completion in the same call. The wait sets no timer of its own (arming one
    * per wait is what costs, in a VM); the tick in flight bounds it to TICK_MS.
    * After each batch, the handlers it resumed run until they go quiet
-   * (runResumedHandlers), so what they queue goes out with the next call. A
-   * batch whose receives would lend out more buffers than the budget is handed
-   * out in parts, the handlers draining what they hold in between (else the
-   * rest would be copied). On each tick Bun's event loop gets a turn, or, if
-   * nothing but the tick completed during its period, the worker parks on the
-   * notify eventfd (0 % CPU however long it stays idle).
+   * (runResumedHandlers), so what they queue goes out with the next call. On
+   * each tick Bun's event loop gets a turn, or, if nothing but the tick completed
+   * during its period, the worker parks on the notify eventfd (0 % CPU however
+   * long it stays idle).
    */
   private async loop(): Promise<void> {
     const ring = this.ring
     ring.notify(false) // while the loop waits in the ring itself, the eventfd stays quiet
     this.armTick()
-    let n = 0 // completions in the array
-    let next = 0 // the first of them not yet dispatched
+    let n = 0
     while (!this.stopped) {
-      if (next === n) {
+      if (n === 0) {
         this.stage()
         n = ring.reap(1, WAIT_UNBOUNDED)
-        next = 0
       }
-      next = this.dispatch(next, n)
+      this.sinceTick += n
+      const resumed = this.dispatch(n)
+      n = 0
       this.host.onTick()
-      if (this.resumed) await this.runResumedHandlers()
+      if (resumed) await this.runResumedHandlers()
       if (!this.tickFired) continue
       this.tickFired = false
-      if (this.sinceTick === 1 && next === n) {
-        n = await this.park()
-        next = 0
-      } else {
-        await hop()
-      }
+      if (this.sinceTick === 1) n = await this.park()
+      else await hop()
       this.armTick()
     }
   }
@@ -345,18 +335,14 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /**
-   * Handles completions [from, n) and returns where it stopped: n, or earlier
-   * at a receive that would lend a buffer past the budget while the handlers
-   * released some since the last such stop (they drain first; when they hold
-   * on, the receive is copied). Sets `resumed` when any of them may have
-   * resumed handler code (a resolved promise), which then gets its microtask
-   * turns. Send completions nobody awaits are "quiet": the loop goes straight on.
+   * Handles a batch of completions; returns whether any of them may have resumed
+   * handler code (a resolved promise), which then gets its microtask turns. Send
+   * completions nobody awaits are "quiet": the loop goes straight on.
    */
-  private dispatch(from: number, n: number): number {
+  private dispatch(n: number): boolean {
     const cq = this.ring.cqes
     let resumed = this.hasTickHook
-    let i = from
-    for (; i < n; i++) {
+    for (let i = 0; i < n; i++) {
       const o = i * CQE.words
       const kind = cq[o + CQE.kind]!
       const slot = cq[o + CQE.slot]!
@@ -365,16 +351,6 @@ export class UringDriver implements Driver, ConnBackend {
       const flags = cq[o + CQE.flags]!
       const bid = cq[o + CQE.bid]!
       switch (kind) {
-        case Kind.RECV:
-          if (this.heldBuffers >= this.holdBudget && this.heldBuffers < this.heldAtDeferral && bid >= 0) {
-            this.heldAtDeferral = this.heldBuffers
-            this.resumed = true
-            this.sinceTick += i - from
-            return i
-          }
-          resumed = true
-          this.onRecv(slot, gen, res, flags, bid)
-          break
         case Kind.SEND:
           if (this.pool.hasWaiters || this.conns[slot]?.sendQueue.hasTokens || res < 0) resumed = true
           this.onSend(slot, gen, res)
@@ -404,15 +380,14 @@ export class UringDriver implements Driver, ConnBackend {
           this.dispatchResuming(kind, slot, gen, res, flags, bid)
       }
     }
-    this.heldAtDeferral = Infinity
-    this.resumed = resumed
-    this.sinceTick += n - from
-    return n
+    return resumed
   }
 
   /** Completions that hand something to handler code. */
   private dispatchResuming(kind: number, slot: number, gen: number, res: number, flags: number, bid: number): void {
     switch (kind) {
+      case Kind.RECV:
+        return this.onRecv(slot, gen, res, flags, bid)
       case Kind.ACCEPT:
         return this.onAccept(slot, res, flags)
       case Kind.CLOSE:
