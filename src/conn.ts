@@ -4,7 +4,6 @@
 // send queue's promises.
 import { RecvError, SendError } from "./errors"
 import { RecvBuffer, type BufferLender } from "./recv"
-import { handlerProgress } from "./progress"
 import { SendQueue, type SendPool } from "./send"
 
 /** What a withData parser returns. Encoded as a number so parsing allocates nothing. */
@@ -118,7 +117,6 @@ export class ConnCtx {
    * once more with `eof` set before withData resolves 0.
    */
   withData(parse: DataParser): Promise<number> {
-    handlerProgress.calls++
     if (this.reader !== null) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
     if (this.rx.size >= this.need) {
       const n = this.parseBuffered(parse)
@@ -283,7 +281,6 @@ export class ConnCtx {
    * (code ENOBUFS) when the pool cannot take all of them — nothing is queued then.
    */
   sendNowait(bytes: Uint8Array): void {
-    handlerProgress.calls++
     this.checkWritable()
     this.idleTicks = 0
     if (!this.sendQueue.enqueue(bytes)) {
@@ -305,7 +302,6 @@ export class ConnCtx {
 
   /** Queues all of `bytes`, waiting for pool space as needed. */
   async queueAll(bytes: Uint8Array): Promise<void> {
-    handlerProgress.calls++
     let done = 0
     while (done < bytes.length) {
       this.checkWritable()

@@ -19,8 +19,6 @@ export interface DriverHost {
   onUdpSocket(udp: UdpCtx): void
   /** A batch of completions/events was processed. */
   onTick(): void
-  /** The handler has an onTick hook. */
-  readonly hasTickHook: boolean
   /** Another thread woke this worker. */
   onNotify(): void
 }

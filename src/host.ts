@@ -152,10 +152,6 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     this.handler.onTick?.(this)
   }
 
-  get hasTickHook(): boolean {
-    return this.handler.onTick !== undefined
-  }
-
   onNotify(): void {
     this.handler.onNotify?.(this)
   }

@@ -3,7 +3,6 @@
 // beyond it they are dropped and counted (UDP's own contract, made visible).
 import { UdpSendError } from "./errors"
 import { C } from "./metrics"
-import { handlerProgress } from "./progress"
 
 /** A datagram's sender or destination. Received peers are frozen (they may be shared between datagrams). */
 export interface PeerAddress {
@@ -108,7 +107,6 @@ export class UdpCtx {
 
   /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
   recvFrom(): Promise<[Uint8Array, PeerAddress]> {
-    handlerProgress.calls++
     if (this.count > 0) return Promise.resolve(this.shift())
     if (this.waiter !== null) return Promise.reject(new Error("UdpCtx.recvFrom: another recvFrom is already waiting (one consumer per socket)"))
     if (this.closed) return Promise.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
@@ -141,7 +139,6 @@ export class UdpCtx {
 
   /** Sends one datagram; throws UdpSendError (PoolExhausted, SubmissionQueueFull, InvalidInput). */
   sendTo(peer: PeerAddress | string, data: Uint8Array): void {
-    handlerProgress.calls++
     if (!(data instanceof Uint8Array)) throw new UdpSendError("InvalidInput", "data must be a Uint8Array")
     if (data.length > this.maxDatagram) {
       throw new UdpSendError("InvalidInput", `datagram of ${data.length} bytes exceeds the ${this.maxDatagram}-byte limit (udpRecvBuffer.bufferSize − ${UDP_RECV_OVERHEAD})`)

@@ -111,6 +111,22 @@ describe("tcp echo", () => {
     expect((await c.readToEnd(20_000)).toString()).toBe(`total ${payload.length} sum ${sum}\n`)
   })
 
+  test("a reply after a long await chain goes out at once, not at the worker's next tick", async () => {
+    const s = await serve("deep_await")
+    const c = await Client.connect(s.tcpAddr!)
+    const trips: number[] = []
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now()
+      await c.write("x")
+      await c.readExactly(1)
+      trips.push(performance.now() - t)
+    }
+    c.end()
+    trips.sort((a, b) => a - b)
+    // Waiting for the loop's 1 ms tick would put the median near 0.5 ms.
+    expect(trips[trips.length >> 1]!).toBeLessThan(0.3)
+  })
+
   test("shutdownWrite gives the peer EOF while reading goes on", async () => {
     const s = await serve("shutdown_write")
     const c = await Client.connect(s.tcpAddr!)

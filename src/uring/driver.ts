@@ -11,10 +11,10 @@ import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
 import { CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
+import { drainMicrotasks } from "bun:jsc"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
 import type { BufferLender } from "../recv"
-import { handlerProgress } from "../progress"
 import { SendPool } from "../send"
 import { udpMaxDatagram, type UdpCtx } from "../udp"
 import { Kind } from "./kinds"
@@ -54,10 +54,6 @@ interface PendingConnect {
   onAbort: () => void
 }
 
-/** Microtask turns between checks of handler progress (covers the usual await chains). */
-const MICROTASK_TURNS = 3
-/** At most this many progress checks per batch before the loop goes on (then a full event-loop turn follows). */
-const MAX_PROGRESS_CHECKS = 64
 /**
  * Period of the loop's tick, a TIMEOUT op kept in flight while the loop waits in
  * the kernel: each tick gives Bun's event loop a full turn (timers, postMessage),
@@ -124,8 +120,6 @@ export class UringDriver implements Driver, ConnBackend {
   private accepting = true
 
   private readonly udps: UringUdp[] = []
-  /** The handler has an onTick hook (it runs after every batch, so every batch may resume code). */
-  private readonly hasTickHook: boolean
 
   // Timers: slot → resolver, generation for cancellation.
   private readonly timerResolve: Array<(() => void) | undefined>
@@ -141,14 +135,17 @@ export class UringDriver implements Driver, ConnBackend {
   private sinceTick = 0
 
   private stopped = false
-  private idleResolve: (() => void) | null = null
+  /** Parked on the notify eventfd: run is not scheduled; a kick (or a notification) schedules unpark. */
+  private sleeping = false
+  /** Completions the unpark reaped, for run to dispatch. */
+  private unparked = 0
+  private loopEnded: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} }
   private notifyReader: ReadableStreamDefaultReader<Uint8Array> | null = null
   private loopDone: Promise<void> = Promise.resolve()
 
   constructor(private readonly host: DriverHost) {
     const cfg = (this.cfg = host.config)
     this.counters = host.counters
-    this.hasTickHook = host.hasTickHook
     if (host.pinCpu !== null) {
       const rc = native().sym.ringline_thread_pin(host.pinCpu)
       if (rc < 0) console.error(`ringline: worker ${host.workerId}: pinning to CPU ${host.pinCpu} failed (${errnoName(rc)}); running unpinned`)
@@ -225,7 +222,10 @@ export class UringDriver implements Driver, ConnBackend {
     const reader = Bun.file(this.ring.notifyFd).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>
     this.notifyReader = reader
     void this.pumpNotify(reader)
-    this.loopDone = this.loop()
+    this.loopDone = new Promise((resolve, reject) => (this.loopEnded = { resolve, reject }))
+    this.ring.notify(false) // while the loop waits in the ring itself, the eventfd stays quiet
+    this.armTick()
+    setImmediate(this.run)
   }
 
   // ── the loop ───────────────────────────────────────────────────────────
@@ -242,13 +242,11 @@ export class UringDriver implements Driver, ConnBackend {
     }
   }
 
-  /** Wakes the loop if it is idle (an op was queued from outside a completion). */
+  /** Wakes the loop if it is parked (an op was queued from outside a completion). */
   kick(): void {
-    const r = this.idleResolve
-    if (r !== null) {
-      this.idleResolve = null
-      r()
-    }
+    if (!this.sleeping) return
+    this.sleeping = false
+    setImmediate(this.unpark)
   }
 
   /** Queues what handlers asked for: coalesced sends, returned buffers, re-armed receives. */
@@ -267,35 +265,41 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /**
-   * One ring syscall per step: submit what is queued and wait for the next
-   * completion in the same call. The wait sets no timer of its own (arming one
-   * per wait is what costs, in a VM); the tick in flight bounds it to TICK_MS.
-   * After each batch, the handlers it resumed run until they go quiet
-   * (runResumedHandlers), so what they queue goes out with the next call. On
-   * each tick Bun's event loop gets a turn, or, if nothing but the tick completed
-   * during its period, the worker parks on the notify eventfd (0 % CPU however
-   * long it stays idle).
+   * The loop, run from Bun's event loop until its next tick. One ring syscall
+   * per step: submit what is queued and wait for the next completion in the
+   * same call. The wait sets no timer of its own (arming one per wait is what
+   * costs, in a VM); the tick in flight bounds it to TICK_MS. After each batch,
+   * the handlers it resumed run until they await I/O again (drainMicrotasks:
+   * however long their await chains), so what they queue goes out with the next
+   * call. On each tick Bun's event loop gets a turn, or, if nothing but the
+   * tick completed during its period, the worker parks on the notify eventfd
+   * (0 % CPU however long it stays idle).
    */
-  private async loop(): Promise<void> {
+  private readonly run = (): void => {
     const ring = this.ring
-    ring.notify(false) // while the loop waits in the ring itself, the eventfd stays quiet
-    this.armTick()
-    let n = 0
-    while (!this.stopped) {
-      if (n === 0) {
-        this.stage()
-        n = ring.reap(1, WAIT_UNBOUNDED)
+    let n = this.unparked
+    this.unparked = 0
+    try {
+      while (!this.stopped) {
+        if (n === 0) {
+          this.stage()
+          n = ring.reap(1, WAIT_UNBOUNDED)
+        }
+        this.sinceTick += n
+        this.dispatch(n)
+        n = 0
+        this.host.onTick()
+        drainMicrotasks()
+        if (!this.tickFired) continue
+        this.tickFired = false
+        if (this.sinceTick === 1) return this.park()
+        this.armTick()
+        setImmediate(this.run)
+        return
       }
-      this.sinceTick += n
-      const resumed = this.dispatch(n)
-      n = 0
-      this.host.onTick()
-      if (resumed) await this.runResumedHandlers()
-      if (!this.tickFired) continue
-      this.tickFired = false
-      if (this.sinceTick === 1) n = await this.park()
-      else await hop()
-      this.armTick()
+      this.loopEnded.resolve()
+    } catch (e) {
+      this.loopEnded.reject(e as Error)
     }
   }
 
@@ -305,43 +309,33 @@ export class UringDriver implements Driver, ConnBackend {
     this.ring.pushReserved(Opcode.TIMEOUT, Kind.TICK, this.tickSlot, 0, -1, this.tickSlot, TICK_MS)
   }
 
-  /**
-   * Gives resumed handlers microtask turns for as long as they keep calling in
-   * (working through buffered data), so they keep up with the ring instead of
-   * the loop reaping more while they lag (which would push received bytes past
-   * the buffer-lending budget into copies).
-   */
-  private async runResumedHandlers(): Promise<void> {
-    let seen = -1
-    for (let check = 0; check < MAX_PROGRESS_CHECKS && handlerProgress.calls !== seen; check++) {
-      seen = handlerProgress.calls
-      for (let i = 0; i < MICROTASK_TURNS; i++) await null
-    }
-  }
-
   /** Waits on the notify eventfd (switched on only here) until completions or a kick arrive. */
-  private async park(): Promise<number> {
-    const ring = this.ring
-    ring.notify(true)
-    this.stage()
-    let n = ring.reap(0, 0) // submits what the last batch queued; completions that raced the switch-on
-    if (n === 0) {
-      await new Promise<void>((resolve) => (this.idleResolve = resolve))
-      this.stage()
-      n = ring.reap(0, 0)
-    }
-    ring.notify(false)
-    return n
+  private park(): void {
+    this.ring.notify(true)
+    this.sleeping = true
+    this.kick() // one look first: what the last batch queued goes in, and completions that raced the switch-on end the park
   }
 
-  /**
-   * Handles a batch of completions; returns whether any of them may have resumed
-   * handler code (a resolved promise), which then gets its microtask turns. Send
-   * completions nobody awaits are "quiet": the loop goes straight on.
-   */
-  private dispatch(n: number): boolean {
+  private readonly unpark = (): void => {
+    try {
+      this.stage()
+      const n = this.ring.reap(0, 0)
+      if (n === 0 && !this.stopped) {
+        this.sleeping = true // what was queued is submitted; its completion will notify
+        return
+      }
+      this.ring.notify(false)
+      this.unparked = n
+      this.armTick()
+    } catch (e) {
+      return this.loopEnded.reject(e as Error)
+    }
+    this.run()
+  }
+
+  /** Handles a batch of completions (the handlers they resume run after it). */
+  private dispatch(n: number): void {
     const cq = this.ring.cqes
-    let resumed = this.hasTickHook
     for (let i = 0; i < n; i++) {
       const o = i * CQE.words
       const kind = cq[o + CQE.kind]!
@@ -352,11 +346,9 @@ export class UringDriver implements Driver, ConnBackend {
       const bid = cq[o + CQE.bid]!
       switch (kind) {
         case Kind.SEND:
-          if (this.pool.hasWaiters || this.conns[slot]?.sendQueue.hasTokens || res < 0) resumed = true
           this.onSend(slot, gen, res)
           break
         case Kind.UDP_SEND:
-          if (this.udpSlots.hasWaiters) resumed = true
           this.udpSend(slot, res)
           break
         case Kind.POLLOUT:
@@ -376,11 +368,9 @@ export class UringDriver implements Driver, ConnBackend {
           console.error(`ringline: worker ${this.host.workerId}: the kernel dropped ${cq[o + CQE.extra]} completions (CQ overflow)`)
           break
         default:
-          resumed = true
           this.dispatchResuming(kind, slot, gen, res, flags, bid)
       }
     }
-    return resumed
   }
 
   /** Completions that hand something to handler code. */
