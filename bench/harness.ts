@@ -133,13 +133,18 @@ export async function loadgen(args: string[], cpu = "0"): Promise<LoadResult> {
 
 /**
  * The same load as warm-up (time-based loads shortened to 1 s, the 64 MiB
- * firehose lengthened to 512 MiB): JIT-compiled servers are measured warm, as
- * they run in production. Short warm-ups left Bun's JIT threads still
- * compiling during the measured run (a fifth of the server's CPU in a connect
- * storm, seen with perf; the firehose's CPU per op still falling over its
- * first ten runs).
+ * firehose lengthened to 512 MiB, the connect storms tripled): JIT-compiled
+ * servers are measured warm, as they run in production. Short warm-ups left
+ * Bun's JIT threads still compiling during the measured run (a fifth of the
+ * server's CPU in a connect storm, seen with perf; the firehose's CPU per op
+ * still falling over its first ten runs; after one 10,000-connection storm the
+ * next one still cost ringline 57 µs per connection, the ten after it 48–54).
  */
 export function warmupArgs(args: string[]): string[] {
-  const warm: Record<string, (v: string) => string> = { "--seconds": () => "1", "--bytes": (v) => String(Number(v) * 8) }
+  const warm: Record<string, (v: string) => string> = {
+    "--seconds": () => "1",
+    "--bytes": (v) => String(Number(v) * 8),
+    "--count": (v) => String(Number(v) * 3),
+  }
   return args.map((a, i) => (i > 0 && warm[args[i - 1]!] !== undefined ? warm[args[i - 1]!]!(a) : a))
 }
