@@ -32,8 +32,9 @@ if (import.meta.main) {
   const cfg = Config.default()
   cfg.worker.pinToCore = false
   const server = await new RinglineBuilder(cfg).bind(`127.0.0.1:${port}`).launch(new URL(import.meta.url))
+  const stopped = server.waitOnSignal() // the signal handler goes in before the line below: a Ctrl-C right after it still stops gracefully
   console.log(`tcp_echo: listening on ${server.tcpAddr} with ${server.handles.length} worker(s), ${server.backend} backend; Ctrl-C stops`)
-  await server.waitOnSignal()
+  await stopped
   const m = server.metrics()
   console.log(`tcp_echo: stopped after ${m.connectionsAccepted} connection(s), ${m.bytesReceived} byte(s) echoed`)
 }

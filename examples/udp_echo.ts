@@ -36,8 +36,9 @@ if (import.meta.main) {
   const cfg = Config.default()
   cfg.worker.pinToCore = false
   const server = await new RinglineBuilder(cfg).bindUdp(`127.0.0.1:${port}`).launch(new URL(import.meta.url))
+  const stopped = server.waitOnSignal() // the signal handler goes in before the line below: a Ctrl-C right after it still stops gracefully
   console.log(`udp_echo: listening on ${server.udpAddr} with ${server.handles.length} worker(s), ${server.backend} backend; Ctrl-C stops`)
-  await server.waitOnSignal()
+  await stopped
   const m = server.metrics()
   console.log(`udp_echo: stopped after ${m.datagramsReceived} datagram(s) received, ${m.datagramsSent} sent, ${m.datagramsDropped} dropped`)
 }

@@ -29,7 +29,8 @@ if (import.meta.main) {
   cfg.worker.pinToCore = false // the harness pins the whole process with taskset
   cfg.quiet = true
   const server = await new RinglineBuilder(cfg).bind("127.0.0.1:0").bindUdp("127.0.0.1:0").launch(new URL(import.meta.url))
+  const stopped = server.waitOnSignal() // the signal handler goes in before the line below: a Ctrl-C right after it still stops gracefully
   console.log(`ready ${server.tcpAddr} ${server.udpAddr} ${server.backend}`)
-  await server.waitOnSignal()
+  await stopped
   process.exit(0)
 }
