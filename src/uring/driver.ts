@@ -696,11 +696,6 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /**
-   * Cancels everything in flight on the socket; its completion closes the fd
-   * (armed requests hold the socket open, so it closes only once they are gone,
-   * and closing from the completion means no fd number is ever closed twice).
-   */
-  /**
    * Closes the socket through the ring: with nothing in flight on it (the usual
    * end: EOF seen, sends drained) one CLOSE op; otherwise cancel everything on the
    * fd first and close it when the cancel completes.
