@@ -15,7 +15,7 @@ bufring *core_find_bufring(ringline_ring *ring, uint32_t bgid) {
 static void bufring_free(ringline_ring *ring, bufring *b, int registered) {
   if (registered) io_uring_unregister_buf_ring(&ring->uring, (int)b->bgid);
   core_unmap(b->br, b->br_bytes);
-  core_unmap(b->bufs, b->bufs_bytes);
+  if (!b->bufs_in_slab) core_unmap(b->bufs, b->bufs_bytes);
   free(b->returns);
   memset(b, 0, sizeof *b);
 }
@@ -25,10 +25,14 @@ void core_bufrings_free(ringline_ring *ring) {
     if (ring->bufrings[i].used) bufring_free(ring, &ring->bufrings[i], ring->uring_ready);
 }
 
-int32_t ringline_bufring_create(ringline_ring *ring, uint32_t bgid, uint32_t entries, uint32_t buf_size) {
+int32_t ringline_bufring_create(ringline_ring *ring, uint32_t bgid, uint32_t entries, uint32_t buf_size,
+                                uint32_t slab_offset) {
   if (ring == NULL || bgid > 0xFFFFu || !core_is_pow2(entries) || entries > RINGLINE_MAX_BUF_ENTRIES ||
       buf_size == 0 || buf_size > RINGLINE_MAX_BUF_SIZE)
     return -EINVAL;
+  const size_t bufs_bytes = (size_t)entries * buf_size;
+  const int in_slab = slab_offset != RINGLINE_BUF_OWN_MEMORY;
+  if (in_slab && (slab_offset > ring->slab_bytes || bufs_bytes > ring->slab_bytes - slab_offset)) return -EINVAL;
   if (core_find_bufring(ring, bgid) != NULL) return -EEXIST;
   bufring *b = NULL;
   for (uint32_t i = 0; i < RINGLINE_MAX_BUFRINGS && b == NULL; i++)
@@ -40,9 +44,10 @@ int32_t ringline_bufring_create(ringline_ring *ring, uint32_t bgid, uint32_t ent
   b->entries = entries;
   b->buf_size = buf_size;
   b->br_bytes = (size_t)entries * sizeof(struct io_uring_buf);
-  b->bufs_bytes = (size_t)entries * buf_size;
+  b->bufs_bytes = bufs_bytes;
+  b->bufs_in_slab = in_slab;
   b->br = core_map(b->br_bytes);
-  b->bufs = core_map(b->bufs_bytes);
+  b->bufs = in_slab ? ring->slab + slab_offset : core_map(b->bufs_bytes);
   b->returns = calloc(entries, sizeof *b->returns);
   if (b->br == NULL || b->bufs == NULL || b->returns == NULL) {
     bufring_free(ring, b, 0);

@@ -25,6 +25,7 @@ typedef struct bufring {
   size_t br_bytes;
   uint8_t *bufs; /* entries × buf_size */
   size_t bufs_bytes;
+  int bufs_in_slab; /* bufs points into the ring's slab (not mapped here) */
   uint16_t *returns; /* caller-written ids for recycle */
 } bufring;
 

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 3u /* first word of ringline_layout_query; bumped whenever that list changes */
+#define RINGLINE_ABI_VERSION 4u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -163,8 +163,14 @@ ringline_msg_desc *ringline_ring_msgs(ringline_ring *ring);
 /* Pointer to the send slab (slab_bytes bytes). */
 uint8_t *ringline_ring_slab(ringline_ring *ring);
 
-/* Registers a provided-buffer ring: entries a power of two, buf_size > 0; all buffers start with the kernel. */
-int32_t ringline_bufring_create(ringline_ring *ring, uint32_t bgid, uint32_t entries, uint32_t buf_size);
+/* slab_offset for a buffer ring whose buffers are mapped on their own rather than placed in the slab. */
+#define RINGLINE_BUF_OWN_MEMORY 0xFFFFFFFFu
+
+/* Registers a provided-buffer ring: entries a power of two, buf_size > 0; all buffers start with the kernel.
+ * The buffers live in the send slab at slab_offset (entries × buf_size bytes within it), so SEND/SENDMSG
+ * can send straight from a received buffer, or in memory of their own (RINGLINE_BUF_OWN_MEMORY). */
+int32_t ringline_bufring_create(ringline_ring *ring, uint32_t bgid, uint32_t entries, uint32_t buf_size,
+                                uint32_t slab_offset);
 /* Pointer to buffer 0 of group bgid (buffer i is at i × buf_size), or NULL. */
 uint8_t *ringline_bufring_base(ringline_ring *ring, uint32_t bgid);
 /* Pointer to the group's return array (entries × uint16 buffer ids) read by recycle. */

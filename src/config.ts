@@ -44,7 +44,13 @@ export class Config {
    * receiving (until it has read half of them): the rest waits in the kernel and
    * TCP slows the peer, instead of piling up in the process.
    */
-  recvHighWater = 2 * 1024 * 1024
+  recvHighWater = 1024 * 1024
+  /**
+   * Unsent bytes one connection may queue before sendCapacity reports no room
+   * (send() and ConnStream writes then wait): the kernel's socket buffer holds
+   * the rest of the pipeline, and one connection cannot take the whole pool.
+   */
+  sendHighWater = 512 * 1024
   worker: WorkerConfig = { threads: 0, pinToCore: true, coreOffset: 0 }
   /** Graceful shutdown's drain deadline. */
   shutdownTimeoutMs = 5000
@@ -91,9 +97,15 @@ export function validateConfig(cfg: Config): void {
   int("maxConnections", cfg.maxConnections, 1, (1 << 24) - 1)
   int("sendCopyCount", cfg.sendCopyCount, 1, 65535)
   int("sendCopySlotSize", cfg.sendCopySlotSize, 1, 1 << 24)
-  const udpSlotBytes = cfg.udpRecvBuffer.bufferSize
-  const slab = cfg.sendCopyCount * cfg.sendCopySlotSize + (cfg.udpSendSlots ?? 0) * udpSlotBytes
-  if (slab > 1 << 30) throw new ConfigError("sendCopyCount", cfg.sendCopyCount, `sendCopyCount × sendCopySlotSize (+ UDP send slots) must stay within 1 GiB, got ${slab} bytes`)
+  // One native slab holds the TCP receive buffers, the send pool and the UDP send slots.
+  const recvBytes = cfg.recvBuffer.ringSize * cfg.recvBuffer.bufferSize
+  if (recvBytes > 1 << 30) {
+    throw new ConfigError("recvBuffer.ringSize", cfg.recvBuffer.ringSize, `recvBuffer.ringSize × recvBuffer.bufferSize must stay within 1 GiB, got ${recvBytes} bytes`)
+  }
+  const slab = recvBytes + cfg.sendCopyCount * cfg.sendCopySlotSize + (cfg.udpSendSlots ?? 0) * cfg.udpRecvBuffer.bufferSize
+  if (slab > 1 << 30) {
+    throw new ConfigError("sendCopyCount", cfg.sendCopyCount, `sendCopyCount × sendCopySlotSize (+ the receive buffers and UDP send slots) must stay within 1 GiB, got ${slab} bytes`)
+  }
   int("standaloneTaskCapacity", cfg.standaloneTaskCapacity, 1, 2 ** 31 - 1)
   int("timerSlots", cfg.timerSlots, 1, 65535)
   int("udpSendSlots", cfg.udpSendSlots, 1, 65535)
@@ -102,6 +114,7 @@ export function validateConfig(cfg: Config): void {
   bool("tcpNodelay", cfg.tcpNodelay)
   int("recvAccumulatorMax", cfg.recvAccumulatorMax, cfg.recvBuffer.bufferSize, Number.MAX_SAFE_INTEGER)
   int("recvHighWater", cfg.recvHighWater, 1, Number.MAX_SAFE_INTEGER)
+  int("sendHighWater", cfg.sendHighWater, 1, Number.MAX_SAFE_INTEGER)
   int("worker.threads", cfg.worker?.threads, 0, 1024)
   bool("worker.pinToCore", cfg.worker.pinToCore)
   int("worker.coreOffset", cfg.worker.coreOffset, 0, 1023)

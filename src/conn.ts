@@ -27,6 +27,8 @@ export interface ConnBackend {
   readonly recvAccumulatorMax: number
   /** Unread bytes at which a connection whose handler is not reading stops receiving (Config: recvHighWater). */
   readonly recvHighWater: number
+  /** Queued bytes at which sendCapacity reports no room (Config: sendHighWater). */
+  readonly sendHighWater: number
   /** Lends receive buffers (io_uring's provided buffers); null when data must be copied at once. */
   readonly lender: BufferLender | null
   /** The queue has bytes and nothing is in flight: start sending. */
@@ -85,7 +87,7 @@ export class ConnCtx {
     this.slot = slot
     this.gen = gen
     this.id = id
-    this.sendQueue = new SendQueue(backend.pool)
+    this.sendQueue = new SendQueue(backend.pool, backend.lender, backend.sendHighWater)
     this.rx = new RecvBuffer(backend.lender)
   }
 
@@ -277,8 +279,11 @@ export class ConnCtx {
   }
 
   /**
-   * Copies `bytes` into the send pool and queues them; throws SendError
-   * (code ENOBUFS) when the pool cannot take all of them — nothing is queued then.
+   * Queues `bytes`: copied into the send pool, or, when they are a view of
+   * received data that withData lent (io_uring), sent from the receive buffer
+   * itself (up to sendHighWater bytes of them per connection). Throws SendError
+   * (code ENOBUFS) when the pool cannot take all of them — nothing is queued
+   * then. It does not refuse bytes beyond sendCapacity that the pool can take.
    */
   sendNowait(bytes: Uint8Array): void {
     this.checkWritable()
@@ -289,20 +294,38 @@ export class ConnCtx {
     if (this.sendQueue.inFlight === 0) this.backend.transmit(this)
   }
 
-  /** Bytes sendNowait accepts right now (pool room plus room left in this connection's last slot). */
+  /**
+   * Bytes to queue right now: what the send pool takes (its free slots plus room
+   * left in this connection's last slot), capped so that this connection's
+   * unsent bytes stay within Config.sendHighWater. 0 means waitForSendRoom.
+   */
   get sendCapacity(): number {
     return this.writeClosed ? 0 : this.sendQueue.capacity()
   }
 
-  /** Resolves when the send pool frees a slot; throws SendError if the connection cannot send. */
+  /** Bytes queued on this connection that the kernel has not taken yet. */
+  get sendQueued(): number {
+    return this.sendQueue.queuedBytes
+  }
+
+  /**
+   * Resolves when there is room again: once the kernel has taken enough of this
+   * connection's queue to bring it below sendHighWater, else when the send pool
+   * frees a slot. Throws SendError if the connection cannot send.
+   */
   waitForSendRoom(): Promise<void> {
     this.checkWritable()
-    return this.backend.pool.waitForSlot()
+    return this.sendQueue.atHighWater ? this.sendQueue.belowHighWater() : this.backend.pool.waitForSlot()
   }
 
   /** Queues all of `bytes`, waiting for pool space as needed. */
   async queueAll(bytes: Uint8Array): Promise<void> {
-    let done = 0
+    this.checkWritable()
+    let done = this.sendQueue.lend(bytes) ? bytes.length : 0
+    if (done > 0) {
+      this.idleTicks = 0
+      if (this.sendQueue.inFlight === 0) this.backend.transmit(this)
+    }
     while (done < bytes.length) {
       this.checkWritable()
       const room = this.sendQueue.capacity()

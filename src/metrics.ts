@@ -8,6 +8,7 @@ export const COUNTERS = [
   "connectionsRefused",
   "bytesReceived",
   "bytesSent",
+  "bytesSentWithoutCopy",
   "sendPoolExhausted",
   "sendEagain",
   "recvEnobufsParks",

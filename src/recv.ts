@@ -8,8 +8,16 @@
 
 /** The backend side of borrowing (it decides, per buffer, whether to lend it at all). */
 export interface BufferLender {
-  /** Gives a lent buffer back; called exactly once per token. */
+  /** Drops one reference on a lent buffer (the one it was lent with, or one retain took). */
   release(token: number): void
+  /**
+   * Sending without a copy: if `bytes` lies wholly in one buffer that is still
+   * lent out, takes another reference on it (the send queue releases it once the
+   * kernel has sent the bytes) and returns its token; otherwise -1.
+   */
+  retain(bytes: Uint8Array): number
+  /** Slab offset of `bytes`, which retain has just accepted. */
+  slabOffset(bytes: Uint8Array): number
 }
 
 const EMPTY = new Uint8Array(0)

@@ -1,9 +1,12 @@
 // The send path shared by both backends: a bounded pool of fixed-size slots
 // over one slab (native memory on io_uring, an ArrayBuffer on portable), and a
-// per-connection FIFO of slot segments. Nothing here drops bytes: a send either
-// fits in the pool as a whole or is refused, and bytes leave the queue only when
-// the kernel has taken them.
+// per-connection FIFO of segments. A segment is bytes copied into a pool slot,
+// or, where the backend lends receive buffers that live in the slab (io_uring),
+// a received buffer sent on as it is. Nothing here drops bytes: a send either
+// fits as a whole or is refused, and bytes leave the queue only when the kernel
+// has taken them.
 import { C } from "./metrics"
+import type { BufferLender } from "./recv"
 
 /** Fixed-size slots over a slab; FIFO waiters for free slots. */
 export class SendPool {
@@ -32,6 +35,11 @@ export class SendPool {
     return this.base + slot * this.slotSize
   }
 
+  /** n bytes were queued straight from a lent receive buffer (metric). */
+  noteLent(n: number): void {
+    this.counters[C.bytesSentWithoutCopy]! += n
+  }
+
   /** A send found the pool full (metric). */
   noteExhausted(): void {
     this.counters[C.sendPoolExhausted]!++
@@ -58,15 +66,19 @@ export class SendPool {
   }
 }
 
-interface Token {
-  end: number
+interface Waiter {
   resolve: () => void
   reject: (e: Error) => void
 }
 
-/** One connection's queued bytes, as slot segments in FIFO order. */
+interface Token extends Waiter {
+  end: number
+}
+
+/** One connection's queued bytes, as segments in FIFO order. */
 export class SendQueue {
-  // Segment i: bytes [offs[i], offs[i] + lens[i]) of the slab, inside slot slots[i].
+  // Segment i: bytes [offs[i], offs[i] + lens[i]) of the slab, inside pool slot
+  // slots[i], or, when slots[i] < 0, inside the lent buffer with token -1 - slots[i].
   private slots: number[] = []
   private offs: number[] = []
   private lens: number[] = []
@@ -77,8 +89,17 @@ export class SendQueue {
   private queuedSeq = 0
   private sentSeq = 0
   private tokens: Token[] = []
+  /** Waiting for the queue to fall below highWater. */
+  private roomWaiters: Waiter[] = []
+  /** Queued bytes that are lent buffers: at most highWater (beyond it sends copy, so one connection cannot hold the ring). */
+  private lentBytes = 0
 
-  constructor(private readonly pool: SendPool) {}
+  constructor(
+    private readonly pool: SendPool,
+    private readonly lender: BufferLender | null,
+    /** Queued bytes at which the connection reports no room (Config.sendHighWater). */
+    private readonly highWater: number,
+  ) {}
 
   get queuedBytes(): number {
     return this.queuedSeq - this.sentSeq
@@ -99,19 +120,31 @@ export class SendQueue {
   /** Room left in the tail slot, if the tail is not in flight. */
   private tailRoom(): number {
     const t = this.slots.length - 1
-    if (t < this.head + this.inFlight) return 0
+    if (t < this.head + this.inFlight || this.slots[t]! < 0) return 0
     return this.pool.offsetOf(this.slots[t]!) + this.pool.slotSize - (this.offs[t]! + this.lens[t]!)
   }
 
-  /** Bytes that could be queued right now without waiting. */
+  /** Bytes to queue now: the pool's room, capped to keep this queue within highWater. */
   capacity(): number {
-    return this.tailRoom() + this.pool.available * this.pool.slotSize
+    const poolRoom = this.tailRoom() + this.pool.available * this.pool.slotSize
+    return Math.min(poolRoom, Math.max(0, this.highWater - this.queuedBytes))
   }
 
-  /** Copies all of `bytes` in, or nothing: false when the pool lacks room. */
+  /** The queue has reached highWater: waitForRoom waits for the kernel to take bytes, not for the pool. */
+  get atHighWater(): boolean {
+    return this.queuedBytes >= this.highWater
+  }
+
+  /** Resolves once the queue is below highWater again; rejects if the connection fails first. */
+  belowHighWater(): Promise<void> {
+    if (!this.atHighWater) return Promise.resolve()
+    return new Promise((resolve, reject) => this.roomWaiters.push({ resolve, reject }))
+  }
+
+  /** Queues all of `bytes` (lent, else copied), or nothing: false when the pool lacks room. */
   enqueue(bytes: Uint8Array): boolean {
     const n = bytes.length
-    if (n === 0) return true
+    if (n === 0 || this.lend(bytes)) return true
     const room = this.tailRoom()
     const needSlots = Math.ceil(Math.max(0, n - room) / this.pool.slotSize)
     if (needSlots > this.pool.available) {
@@ -141,6 +174,24 @@ export class SendQueue {
     return true
   }
 
+  /**
+   * Queues `bytes` without a copy if they lie in a buffer still lent to the
+   * connection (a withData view on io_uring); false leaves them to be copied.
+   */
+  lend(bytes: Uint8Array): boolean {
+    const n = bytes.length
+    if (n === 0 || this.lender === null || this.lentBytes + n > this.highWater) return false
+    const token = this.lender.retain(bytes)
+    if (token < 0) return false
+    this.slots.push(-1 - token)
+    this.offs.push(this.lender.slabOffset(bytes))
+    this.lens.push(n)
+    this.lentBytes += n
+    this.queuedSeq += n
+    this.pool.noteLent(n)
+    return true
+  }
+
   /** A send() waits on this queue (a completion would resume it). */
   get hasTokens(): boolean {
     return this.tokens.length > 0
@@ -157,17 +208,24 @@ export class SendQueue {
     this.sentSeq += n
     while (n > 0) {
       const len = this.lens[this.head]!
+      const lent = this.slots[this.head]! < 0
       if (n < len) {
         this.offs[this.head]! += n
         this.lens[this.head] = len - n
+        if (lent) this.lentBytes -= n
         break
       }
       n -= len
-      this.pool.release(this.slots[this.head]!)
-      this.head++
+      if (lent) this.lentBytes -= len
+      this.releaseSegment(this.head++)
     }
     if (this.head > 64 && this.head * 2 > this.slots.length) this.compact()
     while (this.tokens.length > 0 && this.tokens[0]!.end <= this.sentSeq) this.tokens.shift()!.resolve()
+    if (this.roomWaiters.length > 0 && !this.atHighWater) {
+      const waiters = this.roomWaiters
+      this.roomWaiters = []
+      for (const w of waiters) w.resolve()
+    }
   }
 
   /**
@@ -176,20 +234,28 @@ export class SendQueue {
    */
   fail(error: () => Error): number {
     const lost = this.queuedBytes
-    for (let i = this.head; i < this.slots.length; i++) this.pool.release(this.slots[i]!)
+    for (let i = this.head; i < this.slots.length; i++) this.releaseSegment(i)
+    this.lentBytes = 0
     this.slots = []
     this.offs = []
     this.lens = []
     this.head = 0
     this.inFlight = 0
     this.sentSeq = this.queuedSeq
-    const tokens = this.tokens
+    const waiters: Waiter[] = [...this.tokens, ...this.roomWaiters]
     this.tokens = []
-    if (tokens.length > 0) {
+    this.roomWaiters = []
+    if (waiters.length > 0) {
       const e = error()
-      for (const t of tokens) t.reject(e)
+      for (const w of waiters) w.reject(e)
     }
     return lost
+  }
+
+  private releaseSegment(i: number): void {
+    const slot = this.slots[i]!
+    if (slot >= 0) this.pool.release(slot)
+    else this.lender!.release(-1 - slot)
   }
 
   private compact(): void {

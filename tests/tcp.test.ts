@@ -2,8 +2,9 @@
 // backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
 import net from "node:net"
+import { randomBytes } from "node:crypto"
 import { Config, ConfigError, RinglineBuilder, type Server } from "../src/index"
-import { Client, echoOnce, fixture, launch, pattern, testConfig } from "./helpers"
+import { backendUnderTest, Client, echoOnce, fixture, launch, pattern, testConfig } from "./helpers"
 
 let servers: Server[] = []
 async function serve(name: string, mutate?: (c: Config) => void): Promise<Server> {
@@ -74,6 +75,7 @@ describe("tcp echo", () => {
     const s = await serve("flood_then_return", (c) => {
       c.sendCopyCount = 2048 // 32 MiB of pool: far more than the kernel's socket buffers take
       c.sendCopySlotSize = 16 * 1024
+      c.sendHighWater = 32 << 20 // and no per-connection cap below it
       c.shutdownTimeoutMs = 300
     })
     const c = await Client.connect(s.tcpAddr!)
@@ -109,6 +111,38 @@ describe("tcp echo", () => {
     let sum = 0
     for (let i = 0; i < payload.length; i++) sum = (sum + payload[i]! * (i % 251)) % 1_000_000_007
     expect((await c.readToEnd(20_000)).toString()).toBe(`total ${payload.length} sum ${sum}\n`)
+  })
+
+  test("sendHighWater caps what one connection queues: sendCapacity is 0 there, and waitForSendRoom resumes once the kernel takes bytes", async () => {
+    const highWater = 64 * 1024
+    const s = await serve("high_water", (c) => (c.sendHighWater = highWater))
+    const c = await Client.connect(s.tcpAddr!)
+    c.socket.pause() // the kernel's buffers fill, then the queue reaches the high water
+    await Bun.sleep(200)
+    c.socket.resume()
+    const all = await c.readToEnd(20_000)
+    const at = all.lastIndexOf("MAX ")
+    const [, most, , waits] = all.subarray(at).toString().trim().split(" ")
+    expect(all.subarray(0, at).equals(Buffer.from(pattern(16 << 20)))).toBe(true)
+    expect(Number(most)).toBeGreaterThan(0)
+    expect(Number(most)).toBeLessThanOrEqual(highWater)
+    expect(Number(waits)).toBeGreaterThanOrEqual(1)
+  })
+
+  test("the example echo, 32 MiB of random bytes past a stalled reader: byte-exact; on io_uring sent out of the receive buffers (no copy)", async () => {
+    const s = await launch(new URL("../examples/tcp_echo.ts", import.meta.url))
+    servers.push(s)
+    const payload = randomBytes(32 << 20)
+    const c = await Client.connect(s.tcpAddr!)
+    void c.write(payload)
+    c.socket.pause() // sends wait on a full socket while more arrives: a buffer given back too early would be overwritten
+    await Bun.sleep(200)
+    c.socket.resume()
+    expect((await c.readExactly(payload.length, 20_000)).equals(payload)).toBe(true)
+    const { bytesSent, bytesSentWithoutCopy } = s.metrics()
+    expect(bytesSent).toBe(payload.length)
+    if (backendUnderTest === "io_uring") expect(bytesSentWithoutCopy).toBeGreaterThan(payload.length / 2)
+    else expect(bytesSentWithoutCopy).toBe(0)
   })
 
   test("a reply after a long await chain goes out at once, not at the worker's next tick", async () => {
@@ -305,6 +339,7 @@ describe("launch", () => {
     ["worker.threads", (c) => (c.worker.threads = -1)],
     ["recvAccumulatorMax", (c) => (c.recvAccumulatorMax = 100)],
     ["recvHighWater", (c) => (c.recvHighWater = 0)],
+    ["sendHighWater", (c) => (c.sendHighWater = 0)],
     ["shutdownTimeoutMs", (c) => (c.shutdownTimeoutMs = 1.5)],
     ["tcpNodelay", (c) => ((c as unknown as { tcpNodelay: string }).tcpNodelay = "yes")],
     ["backend", (c) => ((c as unknown as { backend: string }).backend = "nope")],

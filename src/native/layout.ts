@@ -1,7 +1,7 @@
 // The shared records as TypeScript sees them: field indices into Int32/Uint32
 // views. ringline_layout_query() must agree with EXPECTED_LAYOUT at load.
 
-export const ABI_VERSION = 3
+export const ABI_VERSION = 4
 
 /** ringline_ring_params: 8 × u32. */
 export const PARAMS = { words: 8, sqEntries: 0, cqEntries: 1, setupFlags: 2, slabBytes: 3, msgSlots: 4, timerSlots: 5, maxOps: 6, maxCompletions: 7 } as const
@@ -25,6 +25,8 @@ export const KIND_WAKE = 255
 export const KIND_OVERFLOW = 254
 /** reap timeout meaning "no kernel timer": the caller keeps a TIMEOUT op in flight. */
 export const WAIT_UNBOUNDED = 0xffffffff
+/** bufring_create's slab offset for buffers mapped apart from the slab. */
+export const BUF_OWN_MEMORY = 0xffffffff
 
 export const CQE_F_BUFFER = 1
 export const CQE_F_MORE = 2
@@ -58,5 +60,5 @@ export const EXPECTED_LAYOUT: readonly number[] = [
   ...[RECVMSG.namelen, RECVMSG.controllen, RECVMSG.payloadlen, RECVMSG.flags].map(field),
   RECVMSG.nameRoom,
   Opcode.COUNT, KIND_USER_MAX, KIND_WAKE, KIND_OVERFLOW,
-  WAIT_UNBOUNDED,
+  WAIT_UNBOUNDED, BUF_OWN_MEMORY,
 ]

@@ -21,7 +21,7 @@ const symbols = {
   ringline_ring_completions: { args: [ptr], returns: ptr },
   ringline_ring_msgs: { args: [ptr], returns: ptr },
   ringline_ring_slab: { args: [ptr], returns: ptr },
-  ringline_bufring_create: { args: [ptr, u32, u32, u32], returns: i32 },
+  ringline_bufring_create: { args: [ptr, u32, u32, u32, u32], returns: i32 },
   ringline_bufring_base: { args: [ptr, u32], returns: ptr },
   ringline_bufring_returns: { args: [ptr, u32], returns: ptr },
   ringline_bufring_recycle: { args: [ptr, u32, u32], returns: i32 },

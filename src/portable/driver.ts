@@ -100,6 +100,7 @@ export class PortableDriver implements Driver, ConnBackend {
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
   readonly recvHighWater: number
+  readonly sendHighWater: number
   /**
    * No lending: ConnCtx copies what `data` delivers. (Bun 1.4.4 does hand each callback
    * a fresh buffer, but nothing promises it, and lending it measured no clear gain.)
@@ -140,6 +141,7 @@ export class PortableDriver implements Driver, ConnBackend {
     this.pool = new SendPool(new Uint8Array(cfg.sendCopyCount * cfg.sendCopySlotSize), 0, cfg.sendCopySlotSize, cfg.sendCopyCount, host.counters)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
     this.recvHighWater = Math.min(cfg.recvHighWater, cfg.recvAccumulatorMax)
+    this.sendHighWater = cfg.sendHighWater
     this.udpSlots = new UdpSendSlots(cfg.udpSendSlots)
     const max = cfg.maxConnections
     this.conns = new Array(max)

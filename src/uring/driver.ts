@@ -83,17 +83,29 @@ export class UringDriver implements Driver, ConnBackend {
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
   readonly recvHighWater: number
+  readonly sendHighWater: number
   /**
-   * Connections keep provided buffers until their parser has consumed them (no
-   * copy), within a budget of half the ring so one slow reader cannot starve
-   * the rest; beyond it, received bytes are copied and the buffer goes back.
+   * Connections keep provided buffers until their parser has consumed them and
+   * the sends made from them have completed (no copy either way), within a
+   * budget of half the ring so one slow reader cannot starve the rest; beyond
+   * it, received bytes are copied and the buffer goes back.
    */
   readonly lender: BufferLender = {
     release: (bid: number) => {
+      if (--this.bufferRefs[bid]! > 0) return
       this.heldBuffers--
       if (!this.destroyed) this.recvRing.giveBack(bid) // after destroy the ring's memory is gone
     },
+    retain: (bytes: Uint8Array) => {
+      const bid = this.recvRing.bufferOf(bytes)
+      if (bid < 0 || this.bufferRefs[bid] === 0) return -1 // not lent (any more): copy
+      this.bufferRefs[bid]!++
+      return bid
+    },
+    slabOffset: (bytes: Uint8Array) => this.recvRing.slabOffsetOf(bytes),
   }
+  /** Per provided buffer: references held (its receive buffer's, plus one per send segment); 0 = with the kernel. */
+  private readonly bufferRefs: Int32Array
   private heldBuffers = 0
   private readonly holdBudget: number
   private destroyed = false
@@ -150,21 +162,25 @@ export class UringDriver implements Driver, ConnBackend {
       const rc = native().sym.ringline_thread_pin(host.pinCpu)
       if (rc < 0) console.error(`ringline: worker ${host.workerId}: pinning to CPU ${host.pinCpu} failed (${errnoName(rc)}); running unpinned`)
     }
+    // The slab: TCP receive buffers (so sends can go out of them), the send pool, UDP send slots.
+    const recvBytes = cfg.recvBuffer.ringSize * cfg.recvBuffer.bufferSize
     const tcpSlab = cfg.sendCopyCount * cfg.sendCopySlotSize
     const udpSlotSize = udpMaxDatagram(cfg.udpRecvBuffer.bufferSize)
     const udpSlab = cfg.udpSendSlots * udpSlotSize
     this.ring = new Ring({
       sqEntries: cfg.sqEntries,
-      slabBytes: tcpSlab + udpSlab,
+      slabBytes: recvBytes + tcpSlab + udpSlab,
       msgSlots: cfg.maxConnections + cfg.udpSendSlots,
       timerSlots: cfg.timerSlots + 1, // + the loop's tick
     })
     this.tickSlot = cfg.timerSlots
-    this.pool = new SendPool(this.ring.slab, 0, cfg.sendCopySlotSize, cfg.sendCopyCount, this.counters)
-    this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, tcpSlab, cfg.maxConnections)
+    this.recvRing = new BufferRing(this.ring, TCP_BGID, cfg.recvBuffer.ringSize, cfg.recvBuffer.bufferSize, 0)
+    this.bufferRefs = new Int32Array(cfg.recvBuffer.ringSize)
+    this.pool = new SendPool(this.ring.slab, recvBytes, cfg.sendCopySlotSize, cfg.sendCopyCount, this.counters)
+    this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, recvBytes + tcpSlab, cfg.maxConnections)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
     this.recvHighWater = Math.min(cfg.recvHighWater, cfg.recvAccumulatorMax)
-    this.recvRing = new BufferRing(this.ring, TCP_BGID, cfg.recvBuffer.ringSize, cfg.recvBuffer.bufferSize)
+    this.sendHighWater = cfg.sendHighWater
     this.holdBudget = cfg.recvBuffer.ringSize >> 1
 
     const max = cfg.maxConnections
@@ -529,6 +545,7 @@ export class UringDriver implements Driver, ConnBackend {
         this.counters[C.bytesReceived]! += res
         if (this.heldBuffers < this.holdBudget) {
           this.heldBuffers++
+          this.bufferRefs[bid] = 1
           conn.deliver(this.recvRing.view(bid, res), bid) // lent: it comes back through lender.release
         } else {
           conn.deliver(this.recvRing.view(bid, res)) // over budget: copied during the call

@@ -3,7 +3,7 @@
 // from the native completion array through views created once.
 import { native, nativeBytes, type NativeSymbols, type Pointer } from "../native/lib"
 import { check, Errno, NativeError } from "../native/errno"
-import { CQE, MSG, OP, PARAMS, Setup, WAIT_UNBOUNDED } from "../native/layout"
+import { BUF_OWN_MEMORY, CQE, MSG, OP, PARAMS, Setup, WAIT_UNBOUNDED } from "../native/layout"
 
 /** Wait bound while ops are still waiting for submission-queue room. */
 const BACKLOG_WAIT_US = 50
@@ -125,7 +125,11 @@ export class Ring {
   }
 }
 
-/** A provided-buffer ring registered on a Ring; buffers go back in one batch per tick. */
+/**
+ * A provided-buffer ring registered on a Ring; buffers go back in one batch per
+ * tick. Placed in the ring's slab (slabOffset >= 0), a received buffer can be
+ * sent on by its slab offset without a copy.
+ */
 export class BufferRing {
   readonly bytes: Uint8Array
   private readonly returns: Uint16Array
@@ -136,9 +140,12 @@ export class BufferRing {
     readonly bgid: number,
     readonly entries: number,
     readonly bufferSize: number,
+    /** Where the buffers start in the ring's slab, or -1: memory of their own. */
+    readonly slabOffset = -1,
   ) {
     const sym = ring.sym
-    check("ringline_bufring_create", sym.ringline_bufring_create(ring.handle, bgid, entries, bufferSize), `bgid ${bgid}, ${entries} × ${bufferSize} B`)
+    const where = slabOffset >= 0 ? slabOffset : BUF_OWN_MEMORY
+    check("ringline_bufring_create", sym.ringline_bufring_create(ring.handle, bgid, entries, bufferSize, where), `bgid ${bgid}, ${entries} × ${bufferSize} B`)
     this.bytes = nativeBytes(sym.ringline_bufring_base(ring.handle, bgid), entries * bufferSize, "provided buffers")
     this.returns = new Uint16Array(nativeBytes(sym.ringline_bufring_returns(ring.handle, bgid), entries * 2, "buffer returns").buffer)
   }
@@ -147,6 +154,19 @@ export class BufferRing {
   view(bid: number, length: number): Uint8Array {
     const start = bid * this.bufferSize
     return this.bytes.subarray(start, start + length)
+  }
+
+  /** The buffer `bytes` lies wholly inside, or -1 (other memory, or spanning two buffers). */
+  bufferOf(bytes: Uint8Array): number {
+    if (bytes.buffer !== this.bytes.buffer) return -1
+    const start = bytes.byteOffset - this.bytes.byteOffset
+    const bid = Math.floor(start / this.bufferSize)
+    return start >= 0 && bid < this.entries && start + bytes.length <= (bid + 1) * this.bufferSize ? bid : -1
+  }
+
+  /** Slab offset of a view from bufferOf (only for a ring placed in the slab). */
+  slabOffsetOf(bytes: Uint8Array): number {
+    return this.slabOffset + bytes.byteOffset - this.bytes.byteOffset
   }
 
   giveBack(bid: number): void {

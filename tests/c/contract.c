@@ -238,8 +238,9 @@ static int test_layout(void) {
   CHECK(n > 0 && n <= 256);
   CHECK_EQ(out[0], RINGLINE_ABI_VERSION);
   CHECK_EQ(out[1], sizeof(ringline_ring_params));
-  CHECK_EQ(n, 45);
+  CHECK_EQ(n, 46);
   CHECK_EQ(out[44], RINGLINE_WAIT_UNBOUNDED);
+  CHECK_EQ(out[45], RINGLINE_BUF_OWN_MEMORY);
   /* the recvmsg header block: size, the four field offsets, then the name room */
   const uint32_t recvmsg_block[] = {16, 0, 4, 8, 12, RINGLINE_RECVMSG_NAME_LEN};
   for (int i = 0; i < 6; i++) CHECK_EQ(out[34 + i], recvmsg_block[i]);
@@ -264,7 +265,7 @@ static int create_destroy_one(void) {
   own_ring(r);
   CHECK_EQ(err, 0);
   CHECK(p.setup_flags & RINGLINE_SETUP_DEFER_TASKRUN);
-  CHECK_EQ(ringline_bufring_create(r, 0, 16, 4096), 0);
+  CHECK_EQ(ringline_bufring_create(r, 0, 16, 4096, RINGLINE_BUF_OWN_MEMORY), 0);
   drop_ring(r);
   return 0;
 }
@@ -429,13 +430,29 @@ static int test_timeouts_and_cancel(void) {
   return 0;
 }
 
+/* Waits for one record of `kind`, copied to *out; 0 or 1 (failed). */
+static int reap_one_kind(ringline_ring *r, uint32_t kind, ringline_completion *out) {
+  double deadline = now_ms() + 2000;
+  while (now_ms() < deadline) {
+    int32_t n = reap_some(r);
+    CHECK(n >= 0);
+    const ringline_completion *x = find_kind(r, n, kind);
+    if (x != NULL) {
+      *out = *x;
+      return 0;
+    }
+  }
+  note_failure(__FILE__, __LINE__, "no completion of kind %u within 2 s", kind);
+  return 1;
+}
+
 /* ── 6. send / sendmsg / multishot recv over a socketpair ──────────────── */
 
 static int test_send_sendmsg_recv_socketpair(void) {
   int sv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 8, 4096), 0);
+  CHECK_EQ(ringline_bufring_create(r, 0, 8, 4096, RINGLINE_BUF_OWN_MEMORY), 0);
   uint8_t *base = ringline_bufring_base(r, 0);
   uint8_t *slab = ringline_ring_slab(r);
   CHECK(base != NULL && slab != NULL);
@@ -513,13 +530,51 @@ static int test_send_sendmsg_recv_socketpair(void) {
   return 0;
 }
 
+/* ── 6b. a buffer ring inside the slab: received bytes sent on without a copy ── */
+
+static int test_bufring_in_slab_send(void) {
+  int sv[2];
+  ringline_ring *r = ring_with_pair(sv); /* 64 KiB slab */
+  CHECK(r != NULL);
+  enum { OFF = 32768, BUF = 4096 };
+  CHECK_EQ(ringline_bufring_create(r, 5, 8, BUF, OFF + 1), -EINVAL); /* its last byte one past the slab */
+  CHECK_EQ(ringline_bufring_create(r, 5, 16, BUF, 0x7FFFFFFFu), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 5, 8, BUF, OFF), 0); /* exactly the slab's second half */
+  uint8_t *slab = ringline_ring_slab(r);
+  CHECK(ringline_bufring_base(r, 5) == slab + OFF);
+
+  CHECK_EQ(write(sv[1], "zero-copy", 9), 9);
+  put_op(r, 0, RINGLINE_OP_RECV_MULTI, 10, 1, 1, sv[0], 5, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  ringline_completion c;
+  CHECK(reap_one_kind(r, 10, &c) == 0);
+  CHECK_EQ(c.res, 9);
+  CHECK(c.bid >= 0 && c.bid < 8);
+  const uint32_t at = OFF + (uint32_t)c.bid * BUF;
+  CHECK(memcmp(slab + at, "zero-copy", 9) == 0);
+
+  /* the buffer's slab offset is a valid SEND source: the bytes go back out as received */
+  put_op(r, 0, RINGLINE_OP_SEND, 11, 2, 1, sv[0], at, 9, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  CHECK(reap_one_kind(r, 11, &c) == 0);
+  CHECK_EQ(c.res, 9);
+  char got[16] = {0};
+  CHECK_EQ(read(sv[1], got, sizeof got), 9);
+  CHECK(memcmp(got, "zero-copy", 9) == 0);
+
+  /* destroy leaves the slab to the ring: no double unmap */
+  CHECK_EQ(ringline_bufring_destroy(r, 5), 0);
+  memset(slab + OFF, 0, BUF);
+  return 0;
+}
+
 /* ── 7. ENOBUFS, replenish, continue ───────────────────────────────────── */
 
 static int test_recv_enobufs_replenish(void) {
   int sv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 4, 64), 0);
+  CHECK_EQ(ringline_bufring_create(r, 0, 4, 64, RINGLINE_BUF_OWN_MEMORY), 0);
   uint8_t *base = ringline_bufring_base(r, 0);
   uint16_t *returns = ringline_bufring_returns(r, 0);
   CHECK(base != NULL && returns != NULL);
@@ -704,7 +759,7 @@ static int test_bad_arguments(void) {
   CHECK(ringline_ring_completions(NULL) == NULL);
   CHECK(ringline_ring_msgs(NULL) == NULL);
   CHECK(ringline_ring_slab(NULL) == NULL);
-  CHECK_EQ(ringline_bufring_create(NULL, 0, 4, 64), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(NULL, 0, 4, 64, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
   CHECK_EQ(ringline_bufring_recycle(NULL, 0, 1), -EINVAL);
   CHECK_EQ(ringline_bufring_destroy(NULL, 0), -EINVAL);
   CHECK(ringline_bufring_base(NULL, 0) == NULL);
@@ -747,13 +802,13 @@ static int test_bad_arguments(void) {
   own_fd(sv[1]);
 
   /* bufring_create / recycle / destroy */
-  CHECK_EQ(ringline_bufring_create(r, 0, 0, 64), -EINVAL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 3, 64), -EINVAL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 65536, 64), -EINVAL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 4, 0), -EINVAL);
-  CHECK_EQ(ringline_bufring_create(r, 0x10000, 4, 64), -EINVAL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 4, 64), 0);
-  CHECK_EQ(ringline_bufring_create(r, 0, 8, 128), -EEXIST);
+  CHECK_EQ(ringline_bufring_create(r, 0, 0, 64, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0, 3, 64, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0, 65536, 64, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0, 4, 0, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0x10000, 4, 64, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
+  CHECK_EQ(ringline_bufring_create(r, 0, 4, 64, RINGLINE_BUF_OWN_MEMORY), 0);
+  CHECK_EQ(ringline_bufring_create(r, 0, 8, 128, RINGLINE_BUF_OWN_MEMORY), -EEXIST);
   CHECK(ringline_bufring_base(r, 1) == NULL); /* unknown group */
   CHECK(ringline_bufring_returns(r, 1) == NULL);
   ringline_bufring_returns(r, 0)[0] = 1;
@@ -762,7 +817,7 @@ static int test_bad_arguments(void) {
   CHECK_EQ(ringline_bufring_recycle(r, 0, 5), -EINVAL); /* more than entries */
   CHECK_EQ(ringline_bufring_recycle(r, 1, 1), -EINVAL); /* unknown group */
   CHECK_EQ(ringline_bufring_destroy(r, 1), -EINVAL);
-  CHECK_EQ(ringline_bufring_create(r, 1, 4, 64), 0);
+  CHECK_EQ(ringline_bufring_create(r, 1, 4, 64, RINGLINE_BUF_OWN_MEMORY), 0);
   CHECK_EQ(ringline_bufring_destroy(r, 1), 0);
   CHECK_EQ(ringline_bufring_destroy(r, 1), -EINVAL); /* already gone */
 
@@ -1117,10 +1172,10 @@ static int test_limits_accepted(void) {
   /* RINGLINE_MAX_BUFRINGS buffer rings per ring, then -ENOSPC */
   ringline_ring *r = std_ring();
   CHECK(r != NULL);
-  for (uint32_t g = 0; g < RINGLINE_MAX_BUFRINGS; g++) CHECK_EQ(ringline_bufring_create(r, g * 100, 2, 16), 0);
-  CHECK_EQ(ringline_bufring_create(r, 999, 2, 16), -ENOSPC);
+  for (uint32_t g = 0; g < RINGLINE_MAX_BUFRINGS; g++) CHECK_EQ(ringline_bufring_create(r, g * 100, 2, 16, RINGLINE_BUF_OWN_MEMORY), 0);
+  CHECK_EQ(ringline_bufring_create(r, 999, 2, 16, RINGLINE_BUF_OWN_MEMORY), -ENOSPC);
   CHECK_EQ(ringline_bufring_destroy(r, 300), 0);
-  CHECK_EQ(ringline_bufring_create(r, 999, RINGLINE_MAX_BUF_ENTRIES, 1), 0);
+  CHECK_EQ(ringline_bufring_create(r, 999, RINGLINE_MAX_BUF_ENTRIES, 1, RINGLINE_BUF_OWN_MEMORY), 0);
   return 0;
 }
 
@@ -1290,7 +1345,7 @@ static int test_cancel_pending_recv(void) {
   int sv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
-  CHECK_EQ(ringline_bufring_create(r, 0, 8, 256), 0);
+  CHECK_EQ(ringline_bufring_create(r, 0, 8, 256, RINGLINE_BUF_OWN_MEMORY), 0);
 
   /* by user_data: kind 50 slot 3 gen 7 */
   put_op(r, 0, RINGLINE_OP_RECV_MULTI, 50, 3, 7, sv[0], 0, 0, 0);
@@ -1363,22 +1418,6 @@ static int test_cancel_pending_recv(void) {
 
 /* ── 18. RECVMSG_MULTI over UDP ────────────────────────────────────────── */
 
-/* Waits for one record of `kind`, copied to *out; 0 or 1 (failed). */
-static int reap_one_kind(ringline_ring *r, uint32_t kind, ringline_completion *out) {
-  double deadline = now_ms() + 2000;
-  while (now_ms() < deadline) {
-    int32_t n = reap_some(r);
-    CHECK(n >= 0);
-    const ringline_completion *x = find_kind(r, n, kind);
-    if (x != NULL) {
-      *out = *x;
-      return 0;
-    }
-  }
-  note_failure(__FILE__, __LINE__, "no completion of kind %u within 2 s", kind);
-  return 1;
-}
-
 static int test_recvmsg_multi_udp(void) {
   uint8_t sa[RINGLINE_SOCKADDR_MAX], rx_addr[RINGLINE_SOCKADDR_MAX], tx_addr[RINGLINE_SOCKADDR_MAX];
   int32_t len = ringline_addr_parse("127.0.0.1:0", sa, sizeof sa);
@@ -1394,7 +1433,7 @@ static int test_recvmsg_multi_udp(void) {
   ringline_ring *r = std_ring();
   CHECK(r != NULL);
   enum { BUF = 128, HEAD = sizeof(ringline_recvmsg_out) + RINGLINE_RECVMSG_NAME_LEN };
-  CHECK_EQ(ringline_bufring_create(r, 3, 8, BUF), 0);
+  CHECK_EQ(ringline_bufring_create(r, 3, 8, BUF, RINGLINE_BUF_OWN_MEMORY), 0);
   uint8_t *base = ringline_bufring_base(r, 3);
   CHECK(base != NULL);
   put_op(r, 0, RINGLINE_OP_RECVMSG_MULTI, 60, 1, 1, rx, 3, 0, 0);
@@ -1496,6 +1535,7 @@ static const struct {
     {"NOP round trip echoes kind/slot/gen; batched NOP timing", test_nop_round_trip},
     {"timeouts: relative, absolute, ending an unbounded wait, cancelled by user_data", test_timeouts_and_cancel},
     {"socketpair: send, sendmsg with 3 iovecs, multishot recv", test_send_sendmsg_recv_socketpair},
+    {"buffer ring inside the slab: range checked, a received buffer sent on by its slab offset", test_bufring_in_slab_send},
     {"recv multishot: 4 buffers until -ENOBUFS, replenish, continue", test_recv_enobufs_replenish},
     {"wake from another thread; notify eventfd signals pending completions", test_wake_and_notify_fd},
     {"bad arguments return -EINVAL/-EBADF/-EEXIST, never crash", test_bad_arguments},
