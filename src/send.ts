@@ -75,6 +75,8 @@ interface Token extends Waiter {
   end: number
 }
 
+const NO_WAITERS: readonly Waiter[] = []
+
 /** One connection's queued bytes, as segments in FIFO order. */
 export class SendQueue {
   // Segment i: bytes [offs[i], offs[i] + lens[i]) of the slab, inside pool slot
@@ -89,8 +91,8 @@ export class SendQueue {
   private queuedSeq = 0
   private sentSeq = 0
   private tokens: Token[] = []
-  /** Waiting for the queue to fall below highWater. */
-  private roomWaiters: Waiter[] = []
+  /** Waiting for the queue to fall below highWater (made on first use: connections are opened at storm rates). */
+  private roomWaiters: Waiter[] | null = null
   /** Queued bytes that are lent buffers: at most highWater (beyond it sends copy, so one connection cannot hold the ring). */
   private lentBytes = 0
 
@@ -138,7 +140,7 @@ export class SendQueue {
   /** Resolves once the queue is below highWater again; rejects if the connection fails first. */
   belowHighWater(): Promise<void> {
     if (!this.atHighWater) return Promise.resolve()
-    return new Promise((resolve, reject) => this.roomWaiters.push({ resolve, reject }))
+    return new Promise((resolve, reject) => (this.roomWaiters ??= []).push({ resolve, reject }))
   }
 
   /** Queues all of `bytes` (lent, else copied), or nothing: false when the pool lacks room. */
@@ -221,9 +223,9 @@ export class SendQueue {
     }
     if (this.head > 64 && this.head * 2 > this.slots.length) this.compact()
     while (this.tokens.length > 0 && this.tokens[0]!.end <= this.sentSeq) this.tokens.shift()!.resolve()
-    if (this.roomWaiters.length > 0 && !this.atHighWater) {
+    if (this.roomWaiters !== null && !this.atHighWater) {
       const waiters = this.roomWaiters
-      this.roomWaiters = []
+      this.roomWaiters = null
       for (const w of waiters) w.resolve()
     }
   }
@@ -242,12 +244,14 @@ export class SendQueue {
     this.head = 0
     this.inFlight = 0
     this.sentSeq = this.queuedSeq
-    const waiters: Waiter[] = [...this.tokens, ...this.roomWaiters]
+    const tokens = this.tokens
+    const roomWaiters = this.roomWaiters ?? NO_WAITERS
     this.tokens = []
-    this.roomWaiters = []
-    if (waiters.length > 0) {
+    this.roomWaiters = null
+    if (tokens.length + roomWaiters.length > 0) {
       const e = error()
-      for (const w of waiters) w.reject(e)
+      for (const w of tokens) w.reject(e)
+      for (const w of roomWaiters) w.reject(e)
     }
     return lost
   }
