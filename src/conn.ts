@@ -318,14 +318,9 @@ export class ConnCtx {
     return this.sendQueue.atHighWater ? this.sendQueue.belowHighWater() : this.backend.pool.waitForSlot()
   }
 
-  /** Queues all of `bytes`, waiting for pool space as needed. */
+  /** Queues all of `bytes`, waiting for room (sendCapacity) as needed. */
   async queueAll(bytes: Uint8Array): Promise<void> {
-    this.checkWritable()
-    let done = this.sendQueue.lend(bytes) ? bytes.length : 0
-    if (done > 0) {
-      this.idleTicks = 0
-      if (this.sendQueue.inFlight === 0) this.backend.transmit(this)
-    }
+    let done = 0
     while (done < bytes.length) {
       this.checkWritable()
       const room = this.sendQueue.capacity()

@@ -180,7 +180,7 @@ export class SendQueue {
    * Queues `bytes` without a copy if they lie in a buffer still lent to the
    * connection (a withData view on io_uring); false leaves them to be copied.
    */
-  lend(bytes: Uint8Array): boolean {
+  private lend(bytes: Uint8Array): boolean {
     const n = bytes.length
     if (n === 0 || this.lender === null || this.lentBytes + n > this.highWater) return false
     const token = this.lender.retain(bytes)
