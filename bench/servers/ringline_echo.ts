@@ -1,6 +1,8 @@
 // ringline echo server for the benchmark: TCP and UDP on 127.0.0.1, port 0.
 //   bun bench/servers/ringline_echo.ts [threads]     (RINGLINE_BACKEND picks the backend)
 // Prints "ready <tcp> <udp>"; stops gracefully on SIGTERM/SIGINT.
+// RINGLINE_BENCH_CONFIG: JSON of Config fields to override ({"sendHighWater": 1048576});
+// RINGLINE_BENCH_METRICS=1: print the counters on stderr when stopped.
 import { Config, RinglineBuilder, type UdpCtx } from "../../src/index"
 import Echo from "../../examples/tcp_echo"
 
@@ -28,9 +30,11 @@ if (import.meta.main) {
   cfg.worker.threads = Number(process.argv[2] ?? 1)
   cfg.worker.pinToCore = false // the harness pins the whole process with taskset
   cfg.quiet = true
+  Object.assign(cfg, JSON.parse(process.env.RINGLINE_BENCH_CONFIG ?? "{}"))
   const server = await new RinglineBuilder(cfg).bind("127.0.0.1:0").bindUdp("127.0.0.1:0").launch(new URL(import.meta.url))
   const stopped = server.waitOnSignal() // the signal handler goes in before the line below: a Ctrl-C right after it still stops gracefully
   console.log(`ready ${server.tcpAddr} ${server.udpAddr} ${server.backend}`)
   await stopped
+  if (process.env.RINGLINE_BENCH_METRICS === "1") console.error(`metrics ${JSON.stringify(server.metrics())}`)
   process.exit(0)
 }

@@ -1,0 +1,54 @@
+// Paired A/B of two servers under one row of bench/run.ts: alternating
+// repetitions (A then B, B then A, ...), server CPU per op of each and the
+// median of the per-repetition ratios B ÷ A. For a change's effect and for two
+// servers whose ratios to C are within the noise of each other.
+//
+//   bun bench/pair.ts "Bun.listen" "ringline io_uring" "firehose"
+//   bun bench/pair.ts "ringline io_uring@/path/to/other/checkout" "ringline io_uring" "TCP rr, 128"
+//
+// A server is a bench/harness.ts name, "@ROOT" runs it from another checkout
+// (its own bench/ and zig-out/). The row is a substring of a run.ts row name.
+// PAIR_REPS (default 10), PAIR_SECONDS (3, for the time-based rows),
+// PAIR_BYTES (the firehose's length; 64 MiB is ~70 ms, longer cells are steadier), and
+// PAIR_CONFIG_A / PAIR_CONFIG_B: JSON of Config fields for a ringline server
+// (RINGLINE_BENCH_CONFIG). RINGLINE_BENCH_METRICS=1 makes ringline servers print
+// their counters (bytesSentWithoutCopy, ...) on stderr when they stop.
+import { ALL_SERVERS, allRows, cpuSeconds, loadgen, root, startServer, warmupArgs, type ServerSpec } from "./harness"
+
+const [nameA, nameB, rowName] = process.argv.slice(2)
+if (rowName === undefined) throw new Error('usage: bun bench/pair.ts "<server A>[@root]" "<server B>[@root]" "<row>"')
+const row = allRows(Number(process.env.PAIR_SECONDS ?? 3), false).find((r) => r.name.includes(rowName))
+if (row === undefined) throw new Error(`no row matches "${rowName}"`)
+const reps = Number(process.env.PAIR_REPS ?? 10)
+
+function spec(arg: string, config: string | undefined): ServerSpec {
+  const [name, otherRoot] = arg.split("@")
+  const base = ALL_SERVERS.find((s) => s.name === name)
+  if (base === undefined) throw new Error(`no server "${name}" in bench/harness.ts`)
+  const cmd = otherRoot === undefined ? base.cmd : base.cmd.map((part) => part.replace(root, `${otherRoot.replace(/\/?$/, "/")}`))
+  return { name: arg, cmd, env: { ...base.env, ...(config ? { RINGLINE_BENCH_CONFIG: config } : {}) } }
+}
+
+const servers = [await startServer(spec(nameA!, process.env.PAIR_CONFIG_A), "1"), await startServer(spec(nameB!, process.env.PAIR_CONFIG_B), "1")]
+const bytes = process.env.PAIR_BYTES
+const argsOf = (i: number) => row.args(servers[i]!.tcp, servers[i]!.udp).map((a, k, all) => (bytes !== undefined && all[k - 1] === "--bytes" ? bytes : a))
+for (const i of [0, 1]) await loadgen(warmupArgs(argsOf(i)))
+
+const perOp: number[][] = [[], []]
+const ratios: number[] = []
+for (let r = 0; r < reps; r++) {
+  for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
+    const before = cpuSeconds(servers[i]!.pid)
+    const load = await loadgen(argsOf(i))
+    if (!load.ok || load.ops === 0) throw new Error(`${i === 0 ? nameA : nameB}: ${row.name} failed: ${JSON.stringify(load)}`)
+    perOp[i]!.push(((cpuSeconds(servers[i]!.pid) - before) * 1e6) / load.ops)
+  }
+  ratios.push(perOp[1]![r]! / perOp[0]![r]!)
+}
+await Promise.all(servers.map((s) => s.stop()))
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+console.log(`${row.name}, ${reps} paired repetitions`)
+console.log(`A ${nameA}: ${median(perOp[0]!).toFixed(2)} µs CPU/op (median)`)
+console.log(`B ${nameB}: ${median(perOp[1]!).toFixed(2)} µs CPU/op (median)`)
+console.log(`B ÷ A, median of paired ratios: ${median(ratios).toFixed(3)}  [${ratios.map((x) => x.toFixed(2)).join(" ")}]`)
