@@ -62,7 +62,7 @@ static const uint32_t layout[] = {
     FIELD(ringline_recvmsg_out, payloadlen), FIELD(ringline_recvmsg_out, flags),
     RINGLINE_RECVMSG_NAME_LEN,
     RINGLINE_OP_COUNT, RINGLINE_KIND_USER_MAX, RINGLINE_KIND_WAKE, RINGLINE_KIND_OVERFLOW,
-    RINGLINE_WAIT_UNBOUNDED, RINGLINE_BUF_OWN_MEMORY,
+    RINGLINE_WAIT_UNBOUNDED, RINGLINE_BUF_OWN_MEMORY, RINGLINE_CLOSE_QUIET,
 };
 
 int32_t ringline_layout_query(uint32_t *out, uint32_t cap) {

@@ -127,6 +127,7 @@ int32_t ringline_kernel_probe(void) {
   int32_t feat = RINGLINE_FEAT_RING;
   if (p.features & IORING_FEAT_EXT_ARG) feat |= RINGLINE_FEAT_EXT_ARG;
   if (p.features & IORING_FEAT_NODROP) feat |= RINGLINE_FEAT_NODROP;
+  if (p.features & IORING_FEAT_CQE_SKIP) feat |= RINGLINE_FEAT_CQE_SKIP;
   if (try_flags(IORING_SETUP_SINGLE_ISSUER, NULL) == 0) feat |= RINGLINE_FEAT_SINGLE_ISSUER;
   if (try_flags(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, NULL) == 0)
     feat |= RINGLINE_FEAT_DEFER_TASKRUN;

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 4u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
+#define RINGLINE_ABI_VERSION 5u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -31,6 +31,7 @@ extern "C" {
 #define RINGLINE_FEAT_SEND_ZC       (1u << 8)  /* IORING_OP_SEND_ZC supported */
 #define RINGLINE_FEAT_EXT_ARG       (1u << 9)  /* bounded waits (IORING_FEAT_EXT_ARG) */
 #define RINGLINE_FEAT_NODROP        (1u << 10) /* kernel keeps overflowed CQEs */
+#define RINGLINE_FEAT_CQE_SKIP      (1u << 11) /* RINGLINE_CLOSE_QUIET posts nothing on success (5.17) */
 
 /* ── Ring setup flags requested in ringline_ring_params.setup_flags ──────── */
 #define RINGLINE_SETUP_DEFER_TASKRUN (1u << 0) /* implies SINGLE_ISSUER */
@@ -66,13 +67,17 @@ enum ringline_opcode {
   RINGLINE_OP_POLL_ADD = 7,      /* fd; a = poll mask (POLLIN = 1, POLLOUT = 4) */
   RINGLINE_OP_CONNECT = 8,       /* fd; a = msg slot whose name is the peer address */
   RINGLINE_OP_SHUTDOWN = 9,      /* fd; a = how (SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2) */
-  RINGLINE_OP_CLOSE = 10,        /* fd */
+  RINGLINE_OP_CLOSE = 10,        /* fd; a = 0 or RINGLINE_CLOSE_QUIET */
   RINGLINE_OP_TIMEOUT = 11,      /* a = timer slot, b = milliseconds from now; res = -ETIME */
   RINGLINE_OP_TIMEOUT_ABS = 12,  /* a = timer slot, b = seconds, c = nanoseconds (CLOCK_MONOTONIC) */
   RINGLINE_OP_CANCEL = 13,       /* a = target kind, b = target slot, c = target generation */
   RINGLINE_OP_CANCEL_FD = 14,    /* fd: cancel every request on it */
   RINGLINE_OP_COUNT = 15         /* number of opcodes: this and above are -EINVAL */
 };
+
+/* CLOSE's a: no completion when the close succeeds (the caller does not wait for
+ * it; a kernel before 5.17 posts one anyway, and a failure always posts one). */
+#define RINGLINE_CLOSE_QUIET 1u
 
 /* ── Shared records (32-bit fields; checked by ringline_layout_query) ────── */
 

@@ -49,6 +49,8 @@ static int validate_op(const ringline_ring *ring, const ringline_op *op) {
     return validate_msg(ring, op->a, 1);
   case RINGLINE_OP_SHUTDOWN:
     return op->a <= SHUT_RDWR ? 0 : -EINVAL;
+  case RINGLINE_OP_CLOSE:
+    return op->a <= RINGLINE_CLOSE_QUIET ? 0 : -EINVAL;
   default:
     return 0;
   }
@@ -113,6 +115,8 @@ static void prep_op(ringline_ring *ring, struct io_uring_sqe *sqe, const ringlin
     break;
   case RINGLINE_OP_CLOSE:
     io_uring_prep_close(sqe, fd);
+    if (op->a == RINGLINE_CLOSE_QUIET && (ring->uring.features & IORING_FEAT_CQE_SKIP))
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     break;
   case RINGLINE_OP_TIMEOUT: {
     struct __kernel_timespec *ts = &ring->timers[op->a];

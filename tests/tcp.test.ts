@@ -2,6 +2,7 @@
 // backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
 import net from "node:net"
+import { readdirSync } from "node:fs"
 import { randomBytes } from "node:crypto"
 import { Config, ConfigError, RinglineBuilder, type Server } from "../src/index"
 import { backendUnderTest, Client, echoOnce, fixture, launch, pattern, testConfig } from "./helpers"
@@ -326,6 +327,35 @@ describe("tcp echo", () => {
     for (let i = 0; i < 100 && s.metrics().connectionsActive > 1; i++) await Bun.sleep(10)
     expect((await echoOnce(s.tcpAddr!, new TextEncoder().encode("room again"))).toString()).toBe("room again")
     held[1]!.end()
+  })
+
+  test("sockets go back to the system: the fd count returns to its level before launch after 200 closed connections and after a shutdown with paused ones open", async () => {
+    const fds = () => readdirSync("/proc/self/fd").length
+    const settle = async (want: number) => {
+      for (let i = 0; i < 200 && fds() !== want; i++) await Bun.sleep(10)
+      return fds()
+    }
+    const before = fds()
+    const echo = await serve("echo")
+    const launched = fds()
+    for (let i = 0; i < 200; i++) expect((await echoOnce(echo.tcpAddr!, pattern(100, i))).length).toBe(100)
+    for (let i = 0; i < 200 && echo.metrics().connectionsClosed < 200; i++) await Bun.sleep(10)
+    expect(echo.metrics().connectionsClosed).toBe(200)
+    expect(await settle(launched)).toBe(launched)
+    await echo.stop()
+    servers = []
+    expect(await settle(before)).toBe(before)
+
+    // Paused receives (nothing in flight on those fds) when the shutdown closes them.
+    const s = await serve("late_reader", (c) => (c.recvHighWater = 64 * 1024))
+    const held = await Promise.all(Array.from({ length: 4 }, () => Client.connect(s.tcpAddr!)))
+    for (const h of held) void h.write(pattern(1 << 20))
+    for (let i = 0; i < 200 && s.metrics().recvPauses < 4; i++) await Bun.sleep(5)
+    expect(s.metrics().recvPauses).toBe(4)
+    await s.stop()
+    servers = []
+    for (const h of held) h.destroy()
+    expect(await settle(before)).toBe(before)
   })
 })
 

@@ -1,7 +1,7 @@
 // The shared records as TypeScript sees them: field indices into Int32/Uint32
 // views. ringline_layout_query() must agree with EXPECTED_LAYOUT at load.
 
-export const ABI_VERSION = 4
+export const ABI_VERSION = 5
 
 /** ringline_ring_params: 8 × u32. */
 export const PARAMS = { words: 8, sqEntries: 0, cqEntries: 1, setupFlags: 2, slabBytes: 3, msgSlots: 4, timerSlots: 5, maxOps: 6, maxCompletions: 7 } as const
@@ -27,6 +27,8 @@ export const KIND_OVERFLOW = 254
 export const WAIT_UNBOUNDED = 0xffffffff
 /** bufring_create's slab offset for buffers mapped apart from the slab. */
 export const BUF_OWN_MEMORY = 0xffffffff
+/** CLOSE's `a`: no completion when the close succeeds. */
+export const CLOSE_QUIET = 1
 
 export const CQE_F_BUFFER = 1
 export const CQE_F_MORE = 2
@@ -35,7 +37,7 @@ export const CQE_F_NOTIF = 8
 export const Feature = {
   RING: 1 << 0, DEFER_TASKRUN: 1 << 1, SINGLE_ISSUER: 1 << 2, COOP_TASKRUN: 1 << 3,
   ACCEPT_MULTI: 1 << 4, RECV_MULTI: 1 << 5, RECVMSG_MULTI: 1 << 6, BUF_RING: 1 << 7,
-  SEND_ZC: 1 << 8, EXT_ARG: 1 << 9, NODROP: 1 << 10,
+  SEND_ZC: 1 << 8, EXT_ARG: 1 << 9, NODROP: 1 << 10, CQE_SKIP: 1 << 11,
 } as const
 
 export const Setup = { DEFER_TASKRUN: 1 << 0, SINGLE_ISSUER: 1 << 1, COOP_TASKRUN: 1 << 2 } as const
@@ -60,5 +62,5 @@ export const EXPECTED_LAYOUT: readonly number[] = [
   ...[RECVMSG.namelen, RECVMSG.controllen, RECVMSG.payloadlen, RECVMSG.flags].map(field),
   RECVMSG.nameRoom,
   Opcode.COUNT, KIND_USER_MAX, KIND_WAKE, KIND_OVERFLOW,
-  WAIT_UNBOUNDED, BUF_OWN_MEMORY,
+  WAIT_UNBOUNDED, BUF_OWN_MEMORY, CLOSE_QUIET,
 ]

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -238,9 +239,10 @@ static int test_layout(void) {
   CHECK(n > 0 && n <= 256);
   CHECK_EQ(out[0], RINGLINE_ABI_VERSION);
   CHECK_EQ(out[1], sizeof(ringline_ring_params));
-  CHECK_EQ(n, 46);
+  CHECK_EQ(n, 47);
   CHECK_EQ(out[44], RINGLINE_WAIT_UNBOUNDED);
   CHECK_EQ(out[45], RINGLINE_BUF_OWN_MEMORY);
+  CHECK_EQ(out[46], RINGLINE_CLOSE_QUIET);
   /* the recvmsg header block: size, the four field offsets, then the name room */
   const uint32_t recvmsg_block[] = {16, 0, 4, 8, 12, RINGLINE_RECVMSG_NAME_LEN};
   for (int i = 0; i < 6; i++) CHECK_EQ(out[34 + i], recvmsg_block[i]);
@@ -444,6 +446,35 @@ static int reap_one_kind(ringline_ring *r, uint32_t kind, ringline_completion *o
   }
   note_failure(__FILE__, __LINE__, "no completion of kind %u within 2 s", kind);
   return 1;
+}
+
+/* A quiet CLOSE: the fd is closed and nothing completes; a failing one still completes. */
+static int test_close_quiet(void) {
+  int sv[2];
+  ringline_ring *r = ring_with_pair(sv);
+  CHECK(r != NULL);
+  int32_t feat = ringline_kernel_probe();
+  CHECK(feat > 0);
+  int fd = dup(sv[0]);
+  CHECK(fd >= 0);
+  put_op(r, 0, RINGLINE_OP_CLOSE, 9, 3, 7, fd, RINGLINE_CLOSE_QUIET, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  int32_t n = ringline_ring_reap(r, 1, 50 * 1000);
+  CHECK_EQ(n, (feat & RINGLINE_FEAT_CQE_SKIP) ? 0 : 1);
+  CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
+
+  put_op(r, 0, RINGLINE_OP_CLOSE, 9, 4, 8, 1 << 20, RINGLINE_CLOSE_QUIET, 0, 0); /* no such fd */
+  CHECK_EQ(ringline_ring_prepare(r, 1), 1);
+  CHECK_EQ(reap_some(r), 1);
+  const ringline_completion *x = &ringline_ring_completions(r)[0];
+  CHECK_EQ(x->kind, 9);
+  CHECK_EQ(x->slot, 4);
+  CHECK_EQ(x->gen, 8);
+  CHECK_EQ(x->res, -EBADF);
+
+  put_op(r, 0, RINGLINE_OP_CLOSE, 9, 4, 8, sv[0], RINGLINE_CLOSE_QUIET + 1, 0, 0);
+  CHECK_EQ(ringline_ring_prepare(r, 1), -EINVAL);
+  return 0;
 }
 
 /* ── 6. send / sendmsg / multishot recv over a socketpair ──────────────── */
@@ -1535,6 +1566,7 @@ static const struct {
     {"NOP round trip echoes kind/slot/gen; batched NOP timing", test_nop_round_trip},
     {"timeouts: relative, absolute, ending an unbounded wait, cancelled by user_data", test_timeouts_and_cancel},
     {"socketpair: send, sendmsg with 3 iovecs, multishot recv", test_send_sendmsg_recv_socketpair},
+    {"close quiet: fd closed without a completion, a failure still completes", test_close_quiet},
     {"buffer ring inside the slab: range checked, a received buffer sent on by its slab offset", test_bufring_in_slab_send},
     {"recv multishot: 4 buffers until -ENOBUFS, replenish, continue", test_recv_enobufs_replenish},
     {"wake from another thread; notify eventfd signals pending completions", test_wake_and_notify_fd},
