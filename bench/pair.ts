@@ -11,8 +11,10 @@
 // PAIR_REPS (default 10), PAIR_SECONDS (3, for the time-based rows),
 // PAIR_BYTES (the firehose's length; 64 MiB is ~70 ms, longer cells are steadier), and
 // PAIR_CONFIG_A / PAIR_CONFIG_B: JSON of Config fields for a ringline server
-// (RINGLINE_BENCH_CONFIG). RINGLINE_BENCH_METRICS=1 makes ringline servers print
-// their counters (bytesSentWithoutCopy, ...) on stderr when they stop.
+// (RINGLINE_BENCH_CONFIG); PAIR_ENV_A / PAIR_ENV_B: JSON of environment variables
+// for that server alone ('{"MIMALLOC_PURGE_DELAY":"-1"}'). RINGLINE_BENCH_METRICS=1
+// makes ringline servers print their counters (bytesSentWithoutCopy, ...) on
+// stderr when they stop.
 import { ALL_SERVERS, allRows, cpuSeconds, loadgen, root, startServer, warmupArgs, type ServerSpec } from "./harness"
 
 const [nameA, nameB, rowName] = process.argv.slice(2)
@@ -21,15 +23,18 @@ const row = allRows(Number(process.env.PAIR_SECONDS ?? 3), false).find((r) => r.
 if (row === undefined) throw new Error(`no row matches "${rowName}"`)
 const reps = Number(process.env.PAIR_REPS ?? 10)
 
-function spec(arg: string, config: string | undefined): ServerSpec {
+function spec(arg: string, config: string | undefined, env: string | undefined): ServerSpec {
   const [name, otherRoot] = arg.split("@")
   const base = ALL_SERVERS.find((s) => s.name === name)
   if (base === undefined) throw new Error(`no server "${name}" in bench/harness.ts`)
   const cmd = otherRoot === undefined ? base.cmd : base.cmd.map((part) => part.replace(root, `${otherRoot.replace(/\/?$/, "/")}`))
-  return { name: arg, cmd, env: { ...base.env, ...(config ? { RINGLINE_BENCH_CONFIG: config } : {}) } }
+  return { name: arg, cmd, env: { ...base.env, ...(config ? { RINGLINE_BENCH_CONFIG: config } : {}), ...JSON.parse(env ?? "{}") } }
 }
 
-const servers = [await startServer(spec(nameA!, process.env.PAIR_CONFIG_A), "1"), await startServer(spec(nameB!, process.env.PAIR_CONFIG_B), "1")]
+const servers = [
+  await startServer(spec(nameA!, process.env.PAIR_CONFIG_A, process.env.PAIR_ENV_A), "1"),
+  await startServer(spec(nameB!, process.env.PAIR_CONFIG_B, process.env.PAIR_ENV_B), "1"),
+]
 const bytes = process.env.PAIR_BYTES
 const argsOf = (i: number) => row.args(servers[i]!.tcp, servers[i]!.udp).map((a, k, all) => (bytes !== undefined && all[k - 1] === "--bytes" ? bytes : a))
 for (const i of [0, 1]) await loadgen(warmupArgs(argsOf(i)))

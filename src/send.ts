@@ -221,7 +221,8 @@ export class SendQueue {
       if (lent) this.lentBytes -= len
       this.releaseSegment(this.head++)
     }
-    if (this.head > 64 && this.head * 2 > this.slots.length) this.compact()
+    if (this.head === this.slots.length) this.clearSegments()
+    else if (this.head > 64 && this.head * 2 > this.slots.length) this.compact()
     while (this.tokens.length > 0 && this.tokens[0]!.end <= this.sentSeq) this.tokens.shift()!.resolve()
     if (this.roomWaiters !== null && !this.atHighWater) {
       const waiters = this.roomWaiters
@@ -238,15 +239,12 @@ export class SendQueue {
     const lost = this.queuedBytes
     for (let i = this.head; i < this.slots.length; i++) this.releaseSegment(i)
     this.lentBytes = 0
-    this.slots = []
-    this.offs = []
-    this.lens = []
-    this.head = 0
+    this.clearSegments()
     this.inFlight = 0
     this.sentSeq = this.queuedSeq
     const tokens = this.tokens
     const roomWaiters = this.roomWaiters ?? NO_WAITERS
-    this.tokens = []
+    if (tokens.length > 0) this.tokens = []
     this.roomWaiters = null
     if (tokens.length + roomWaiters.length > 0) {
       const e = error()
@@ -260,6 +258,14 @@ export class SendQueue {
     const slot = this.slots[i]!
     if (slot >= 0) this.pool.release(slot)
     else this.lender!.release(-1 - slot)
+  }
+
+  /** Empties the segment lists in place (a queue drains once per reply: no new arrays each time). */
+  private clearSegments(): void {
+    this.slots.length = 0
+    this.offs.length = 0
+    this.lens.length = 0
+    this.head = 0
   }
 
   private compact(): void {
