@@ -1,15 +1,21 @@
 // Where one server's time goes under one load of the benchmark: CPU per op
 // (schedstat, as bench/run.ts) split into user and kernel time, context
 // switches per op, and, where strace is installed, syscalls per op from a
-// second, traced run of the same load. Server on CPU 1, load generator on CPU 0.
+// second, traced run of the same load. Where perf is installed, two more runs:
+// io_uring requests per op by opcode and ring entries per op (tracepoints:
+// counts, not times), and a sampled profile split by where the code lives
+// (kernel, Bun's runtime, JIT-compiled JavaScript named through JSC's jitdump,
+// libringline) with the hottest JavaScript functions. Server on CPU 1, load
+// generator on CPU 0.
 //
 //   bun bench/profile.ts SERVER ROW          (substrings of the names in bench/harness.ts)
 //   bun bench/profile.ts "ringline io_uring" "UDP rr"
 //   bun bench/profile.ts "C io_uring, timed" "UDP rr"
 //   BENCH_SECONDS=5 bun bench/profile.ts ringline "connect storm, seq"
 //
-// Needs `zig build bench -Doptimize=ReleaseFast`; strace is optional (apt-get install strace).
-import { readdirSync, readFileSync, rmSync } from "node:fs"
+// Needs `zig build bench -Doptimize=ReleaseFast`; strace and perf are optional
+// (apt-get install strace linux-perf).
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { ALL_SERVERS, allRows, cpuSeconds, loadgen, startServer, warmupArgs } from "./harness"
 
 const [serverName, rowName] = process.argv.slice(2)
@@ -35,7 +41,9 @@ function counters(pid: number): { user: number; kernel: number; switches: number
   return { user: Number(fields[11]), kernel: Number(fields[12]), switches }
 }
 
-const server = await startServer(spec, "1")
+const perf = Bun.which("perf")
+const work = mkdtempSync("/tmp/ringline-profile-")
+let server = await startServer(spec, "1")
 try {
   const args = row.args(server.tcp, server.udp)
   await loadgen(warmupArgs(args))
@@ -70,6 +78,84 @@ try {
     for (const [name, perOp] of rows.sort((a, b) => b[1] - a[1]).slice(0, 6)) console.log(`  ${name.padEnd(16)} ${perOp.toFixed(2)}`)
     rmSync(out, { force: true })
   }
+
+  if (perf !== null) {
+    const events = "io_uring:io_uring_submit_req,io_uring:io_uring_complete,syscalls:sys_enter_io_uring_enter"
+    const counted = await underPerf(["-e", events], args)
+    const perOp = new Map<string, number>()
+    for (const line of perfOutput(["script", "-i", counted.data]).split("\n")) {
+      const m = /(io_uring:\w+|syscalls:\w+):.*?(?:opcode (\w+))?/.exec(line)
+      if (m === null) continue
+      const name = m[1] === "io_uring:io_uring_submit_req" ? `request ${/opcode (\w+)/.exec(line)?.[1] ?? "?"}` : m[1]!.replace(/^.*:/, "")
+      perOp.set(name, (perOp.get(name) ?? 0) + 1 / counted.ops)
+    }
+    console.log(`io_uring per op (tracepoints, ${counted.ops} ops):`)
+    for (const [name, n] of [...perOp].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${name.padEnd(24)} ${n.toFixed(2)}`)
+
+    // A server of its own, started so that JSC writes a jitdump (names of compiled functions)
+    // into `work`; the runs above are without it (it writes and fsyncs per compile).
+    await server.stop()
+    server = await startServer({ ...spec, env: { ...spec.env, BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: work } }, "1")
+    const named = row.args(server.tcp, server.udp)
+    await loadgen(warmupArgs(named))
+    const sampled = await underPerf(["-e", "cpu-clock", "-F", "4999", "-g", "-k", "1"], named)
+    console.log(`  (${writeJitMap(server.pid)} compiled functions named)`)
+    const report = (sort: string, extra: string[] = []) =>
+      perfOutput(["report", "-i", sampled.data, "--no-children", "-g", "none", "--percent-limit", "0.1", "--sort", sort, ...extra])
+        .split("\n")
+        .filter((l) => /^\s+[\d.]+%/.test(l))
+    console.log(`where the CPU goes (sampled run, ${sampled.ops} ops; share of the server's samples):`)
+    for (const l of report("dso").slice(0, 6)) console.log(`  ${l.trim().replace(/\[JIT\] tid \d+/, "JIT-compiled JavaScript")}`)
+    console.log("  hottest JavaScript and native functions outside the kernel:")
+    for (const l of report("dso,sym").filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim()}`)
+    rmSync(`/tmp/perf-${server.pid}.map`, { force: true })
+  }
 } finally {
   await server.stop()
+  rmSync(work, { recursive: true, force: true })
+}
+
+/** One more run of the load with `perf record` attached to the server. */
+async function underPerf(opts: string[], args: string[]): Promise<{ data: string; ops: number }> {
+  const data = `${work}/perf-${opts.length}.data`
+  const rec = Bun.spawn([perf!, "record", "-q", ...opts, "-p", String(server.pid), "-o", data], { stdout: "ignore", stderr: "ignore" })
+  await Bun.sleep(500) // attached to every thread
+  const load = await loadgen(args)
+  rec.kill("SIGINT")
+  await rec.exited
+  if (!load.ok || load.ops === 0) throw new Error(`the load under perf failed: ${JSON.stringify(load)}`)
+  return { data, ops: load.ops }
+}
+
+function perfOutput(cmd: string[]): string {
+  return Bun.spawnSync([perf!, ...cmd], { stdout: "pipe", stderr: "ignore" }).stdout.toString()
+}
+
+/**
+ * JSC's jitdump (jit-<tid>-<pid>.dump, records of compiled code) as the perf map
+ * perf reads for anonymous executable memory (/tmp/perf-<pid>.map). perf inject
+ * --jit would want the file named jit-<pid>.dump.
+ */
+function writeJitMap(pid: number): number {
+  const lines: string[] = []
+  for (const name of readdirSync(work).filter((n) => n.startsWith("jit-") && n.split(/[-.]/).includes(String(pid)))) {
+    const b = readFileSync(`${work}/${name}`)
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength)
+    // Header: magic, version, header size (u32 each), ...; records: id, total size (u32), timestamp (u64).
+    for (let off = v.getUint32(8, true); off + 16 <= b.length; ) {
+      const [id, size] = [v.getUint32(off, true), v.getUint32(off + 4, true)]
+      if (size === 0) break
+      if (id === 0) {
+        // JIT_CODE_LOAD: pid, tid (u32), vma, code address, code size, code index (u64), then the name.
+        const addr = v.getBigUint64(off + 32, true)
+        const codeSize = v.getBigUint64(off + 40, true)
+        const nameAt = off + 56
+        const fn = b.subarray(nameAt, b.indexOf(0, nameAt)).toString()
+        lines.push(`${addr.toString(16)} ${codeSize.toString(16)} ${fn}`)
+      }
+      off += size
+    }
+  }
+  writeFileSync(`/tmp/perf-${pid}.map`, lines.join("\n") + "\n")
+  return lines.length
 }
