@@ -47,8 +47,9 @@ export function formatPeer(p: PeerAddress): string {
   return p.family === "IPv6" ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`
 }
 
+/** The one consumer waiting for a datagram: recvFrom's promise, or recvBatch's callback run as the datagram arrives. */
 interface Waiter {
-  resolve: (d: [Uint8Array, PeerAddress]) => void
+  take: (data: Uint8Array, peer: PeerAddress) => void
   reject: (e: Error) => void
 }
 
@@ -87,7 +88,7 @@ export class UdpCtx {
     const w = this.waiter
     if (w !== null && this.count === 0) {
       this.waiter = null
-      w.resolve([source.slice(start, end), peer])
+      w.take(source.slice(start, end), peer)
       return
     }
     if (this.count === this.capacity) {
@@ -108,22 +109,44 @@ export class UdpCtx {
   /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
   recvFrom(): Promise<[Uint8Array, PeerAddress]> {
     if (this.count > 0) return Promise.resolve(this.shift())
-    if (this.waiter !== null) return Promise.reject(new Error("UdpCtx.recvFrom: another recvFrom is already waiting (one consumer per socket)"))
-    if (this.closed) return Promise.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }))
+    return this.wait((resolve, reject) => ({ take: (data, peer) => resolve([data, peer]), reject }))
   }
 
-  /** Waits for at least one datagram, then calls fn for up to `max` queued ones; resolves to how many. */
-  async recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
-    const [first, peer] = await this.recvFrom()
-    fn(first, peer)
-    let n = 1
-    while (n < max && this.count > 0) {
-      const [d, p] = this.shift()
-      fn(d, p)
-      n++
+  /**
+   * Calls fn for up to `max` queued datagrams, or, when none is queued, for the
+   * next one as it arrives (from the backend's receive path: no promise hop in
+   * between); resolves to how many. A throw from fn rejects.
+   */
+  recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
+    if (this.count === 0) {
+      return this.wait((resolve, reject) => ({
+        take: (data, peer) => {
+          try {
+            fn(data, peer)
+            resolve(1)
+          } catch (e) {
+            reject(e as Error)
+          }
+        },
+        reject,
+      }))
     }
-    return n
+    let n = 0
+    try {
+      for (; n < max && this.count > 0; n++) {
+        const [d, p] = this.shift()
+        fn(d, p)
+      }
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return Promise.resolve(n)
+  }
+
+  private wait<T>(waiter: (resolve: (v: T) => void, reject: (e: Error) => void) => Waiter): Promise<T> {
+    if (this.waiter !== null) return Promise.reject(new Error("UdpCtx.recvFrom: another recvFrom is already waiting (one consumer per socket)"))
+    if (this.closed) return Promise.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
+    return new Promise((resolve, reject) => (this.waiter = waiter(resolve, reject)))
   }
 
   private shift(): [Uint8Array, PeerAddress] {

@@ -134,6 +134,24 @@ describe("udp", () => {
     expect(text(await c.request(server.udpAddr!, "still-there"))).toBe("still-there")
   })
 
+  test("replies to a burst all arrive in order, and a send the kernel refuses mid-burst is counted without losing the rest", async () => {
+    const server = await launchUdp("udp_probe")
+    const [host, port] = [server.udpAddr!.split(":")[0]!, Number(server.udpAddr!.split(":")[1])]
+    const got: string[] = []
+    const c = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: (_s, d) => void got.push(Buffer.from(d).toString()) } })
+    try {
+      // One sendmmsg: the server receives them as one batch, replies to them as one burst.
+      const cmds = Array.from({ length: 60 }, (_, i) => (i % 10 === 5 ? "v6" : `e${i}`))
+      expect(c.sendMany(cmds.flatMap((cmd) => [cmd, port, host]))).toBe(cmds.length)
+      const echoes = cmds.filter((cmd) => cmd !== "v6")
+      for (let waited = 0; got.length < echoes.length && waited < 3000; waited += 10) await sleep(10)
+      expect(got).toEqual(echoes)
+      expect(server.metrics().udpSendErrors).toBe(cmds.length - echoes.length)
+    } finally {
+      c.close()
+    }
+  })
+
   test("a peer that vanished (ICMP port unreachable) does not break the socket", async () => {
     const server = await launchUdp("udp_echo")
     const [host, port] = [server.udpAddr!.split(":")[0]!, Number(server.udpAddr!.split(":")[1])]
