@@ -5,7 +5,7 @@
 // io_uring requests per op by opcode and ring entries per op (tracepoints:
 // counts, not times), and a sampled profile split by where the code lives
 // (kernel, Bun's runtime, JIT-compiled JavaScript named through JSC's jitdump,
-// libringline) with the hottest JavaScript functions. Server on CPU 1, load
+// libringline) with the hottest JavaScript and kernel functions. Server on CPU 1, load
 // generator on CPU 0.
 //
 //   bun bench/profile.ts SERVER ROW          (substrings of the names in bench/harness.ts)
@@ -106,8 +106,11 @@ try {
         .filter((l) => /^\s+[\d.]+%/.test(l))
     console.log(`where the CPU goes (sampled run, ${sampled.ops} ops; share of the server's samples):`)
     for (const l of report("dso").slice(0, 6)) console.log(`  ${l.trim().replace(/\[JIT\] tid \d+/, "JIT-compiled JavaScript")}`)
+    const bySymbol = report("dso,sym")
     console.log("  hottest JavaScript and native functions outside the kernel:")
-    for (const l of report("dso,sym").filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim()}`)
+    for (const l of bySymbol.filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim()}`)
+    console.log("  hottest kernel functions:")
+    for (const l of bySymbol.filter((l) => l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim().replace(/\s+\[kernel\.kallsyms\]\s+\[k\]/, "  ")}`)
     rmSync(`/tmp/perf-${server.pid}.map`, { force: true })
   }
 } finally {

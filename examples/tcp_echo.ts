@@ -13,16 +13,17 @@ export default class Echo implements AsyncEventHandler {
   }
 
   async onAccept(conn: ConnCtx): Promise<void> {
+    // Echo what arrived, but never more than the send pool takes right now:
+    // the rest stays in the receive buffers (no copy) until there is room.
+    // One parser for the whole connection, not a new closure per read.
+    const echo = (data: Uint8Array) => {
+      const k = Math.min(data.length, conn.sendCapacity)
+      conn.sendNowait(k === data.length ? data : data.subarray(0, k))
+      return ParseResult.consumed(k)
+    }
     for (;;) {
-      // Echo what arrived, but never more than the send pool takes right now:
-      // the rest stays in the receive buffers (no copy) until there is room.
       if (conn.sendCapacity === 0) await conn.waitForSendRoom()
-      const n = await conn.withData((data) => {
-        const k = Math.min(data.length, conn.sendCapacity)
-        conn.sendNowait(k === data.length ? data : data.subarray(0, k))
-        return ParseResult.consumed(k)
-      })
-      if (n === 0) break // the peer closed
+      if ((await conn.withData(echo)) === 0) break // the peer closed
     }
   }
 }
