@@ -228,5 +228,31 @@ describe("udp", () => {
     for (const m of ["b", "c", "d"]) c.send(server.udpAddr!, m)
     expect(text(await reply)).toBe("second:refused batch:3:b,c,d")
   })
+
+  test("recvBatch waiting for a datagram runs its callback on arrival; a throw from it rejects and the socket serves on", async () => {
+    class Thrower implements AsyncEventHandler {
+      static createForWorker(): Thrower {
+        return new Thrower()
+      }
+      async onAccept(): Promise<void> {}
+      async onUdpBind(udp: UdpCtx): Promise<void> {
+        for (;;) {
+          let peer = null as Parameters<UdpCtx["sendTo"]>[0] | null
+          const outcome = await udp
+            .recvBatch(8, (d, p) => {
+              peer = p
+              if (new TextDecoder().decode(d) === "throw") throw new Error("parser said no")
+            })
+            .then((n) => `batch:${n}`, (e: Error) => `rejected:${e.message}`)
+          udp.sendTo(peer!, new TextEncoder().encode(outcome))
+        }
+      }
+    }
+    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Thrower)
+    servers.push(server)
+    const c = await client()
+    expect(text(await c.request(server.udpAddr!, "throw"))).toBe("rejected:parser said no")
+    expect(text(await c.request(server.udpAddr!, "fine"))).toBe("batch:1")
+  })
 })
 

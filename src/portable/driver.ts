@@ -118,7 +118,10 @@ export class PortableDriver implements Driver, ConnBackend {
   private freeCount: number
   private nextConnId = 1
   private dirty: number[] = []
+  /** The other dirty list, swapped in while one is flushed (no new array per flush). */
+  private flushing: number[] = []
   private flushScheduled = false
+  private readonly flushNow = () => this.flush()
 
   private readonly connecting = new Map<number, PendingConnect>()
   private readonly listeners: Array<{ stop(closeActiveConnections?: boolean): void }> = []
@@ -323,18 +326,20 @@ export class PortableDriver implements Driver, ConnBackend {
     this.dirty.push(slot)
     if (this.flushScheduled) return
     this.flushScheduled = true
-    queueMicrotask(() => this.flush())
+    queueMicrotask(this.flushNow)
   }
 
   private flush(): void {
     this.flushScheduled = false
     const dirty = this.dirty
-    this.dirty = []
+    this.dirty = this.flushing
     for (const slot of dirty) {
       if (!(this.state[slot]! & DIRTY)) continue // closed (and possibly reused) since
       this.state[slot]! &= ~DIRTY
       this.writeOut(slot)
     }
+    dirty.length = 0
+    this.flushing = dirty
   }
 
   /** Writes queued segments until Bun takes less than offered (then waits for drain); then a pending shutdown/close. */
