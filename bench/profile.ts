@@ -84,7 +84,7 @@ try {
     const counted = await underPerf(["-e", events], args)
     const perOp = new Map<string, number>()
     for (const line of perfOutput(["script", "-i", counted.data]).split("\n")) {
-      const m = /(io_uring:\w+|syscalls:\w+):.*?(?:opcode (\w+))?/.exec(line)
+      const m = /(io_uring:\w+|syscalls:\w+):/.exec(line)
       if (m === null) continue
       const name = m[1] === "io_uring:io_uring_submit_req" ? `request ${/opcode (\w+)/.exec(line)?.[1] ?? "?"}` : m[1]!.replace(/^.*:/, "")
       perOp.set(name, (perOp.get(name) ?? 0) + 1 / counted.ops)
@@ -100,8 +100,8 @@ try {
     await loadgen(warmupArgs(named))
     const sampled = await underPerf(["-e", "cpu-clock", "-F", "4999", "-g", "-k", "1"], named)
     console.log(`  (${writeJitMap(server.pid)} compiled functions named)`)
-    const report = (sort: string, extra: string[] = []) =>
-      perfOutput(["report", "-i", sampled.data, "--no-children", "-g", "none", "--percent-limit", "0.1", "--sort", sort, ...extra])
+    const report = (sort: string) =>
+      perfOutput(["report", "-i", sampled.data, "--no-children", "-g", "none", "--percent-limit", "0.1", "--sort", sort])
         .split("\n")
         .filter((l) => /^\s+[\d.]+%/.test(l))
     console.log(`where the CPU goes (sampled run, ${sampled.ops} ops; share of the server's samples):`)

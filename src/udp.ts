@@ -109,7 +109,7 @@ export class UdpCtx {
   /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
   recvFrom(): Promise<[Uint8Array, PeerAddress]> {
     if (this.count > 0) return Promise.resolve(this.shift())
-    return this.wait((resolve, reject) => ({ take: (data, peer) => resolve([data, peer]), reject }))
+    return this.wait("recvFrom", (resolve, reject) => ({ take: (data, peer) => resolve([data, peer]), reject }))
   }
 
   /**
@@ -119,7 +119,7 @@ export class UdpCtx {
    */
   recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
     if (this.count === 0) {
-      return this.wait((resolve, reject) => ({
+      return this.wait("recvBatch", (resolve, reject) => ({
         take: (data, peer) => {
           try {
             fn(data, peer)
@@ -143,9 +143,9 @@ export class UdpCtx {
     return Promise.resolve(n)
   }
 
-  private wait<T>(waiter: (resolve: (v: T) => void, reject: (e: Error) => void) => Waiter): Promise<T> {
-    if (this.waiter !== null) return Promise.reject(new Error("UdpCtx.recvFrom: another recvFrom is already waiting (one consumer per socket)"))
-    if (this.closed) return Promise.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
+  private wait<T>(what: string, waiter: (resolve: (v: T) => void, reject: (e: Error) => void) => Waiter): Promise<T> {
+    if (this.waiter !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
+    if (this.closed) return Promise.reject(new Error(`UdpCtx.${what}: the socket is closed`))
     return new Promise((resolve, reject) => (this.waiter = waiter(resolve, reject)))
   }
 

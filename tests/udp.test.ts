@@ -1,7 +1,7 @@
 // UDP through ringline on whichever backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
 import { backendUnderTest, testConfig } from "./helpers"
-import { Config, RinglineBuilder, sleep, UdpSendError, type AsyncEventHandler, type Server, type UdpCtx } from "../src/index"
+import { Config, RinglineBuilder, sleep, UdpSendError, type AsyncEventHandler, type PeerAddress, type Server, type UdpCtx } from "../src/index"
 import { UdpClient } from "./udp_client"
 
 const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
@@ -140,13 +140,20 @@ describe("udp", () => {
     const got: string[] = []
     const c = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: (_s, d) => void got.push(Buffer.from(d).toString()) } })
     try {
-      // One sendmmsg: the server receives them as one batch, replies to them as one burst.
-      const cmds = Array.from({ length: 60 }, (_, i) => (i % 10 === 5 ? "v6" : `e${i}`))
-      expect(c.sendMany(cmds.flatMap((cmd) => [cmd, port, host]))).toBe(cmds.length)
-      const echoes = cmds.filter((cmd) => cmd !== "v6")
-      for (let waited = 0; got.length < echoes.length && waited < 3000; waited += 10) await sleep(10)
-      expect(got).toEqual(echoes)
-      expect(server.metrics().udpSendErrors).toBe(cmds.length - echoes.length)
+      // While the worker is stalled the burst waits in the kernel: it is then read in
+      // batches, back to back, and the replies go out as bursts. Three rounds: the
+      // first may run cold code too slowly to count as a burst.
+      for (let round = 1; round <= 3; round++) {
+        got.length = 0
+        c.send("stall:50", port, host)
+        await sleep(10)
+        const cmds = Array.from({ length: 60 }, (_, i) => (i % 10 === 5 ? "v6" : `e${i}`))
+        expect(c.sendMany(cmds.flatMap((cmd) => [cmd, port, host]))).toBe(cmds.length)
+        const echoes = cmds.filter((cmd) => cmd !== "v6")
+        for (let waited = 0; got.length < echoes.length && waited < 3000; waited += 10) await sleep(10)
+        expect(got).toEqual(echoes)
+        expect(server.metrics().udpSendErrors).toBe(round * (cmds.length - echoes.length))
+      }
     } finally {
       c.close()
     }
@@ -237,7 +244,7 @@ describe("udp", () => {
       async onAccept(): Promise<void> {}
       async onUdpBind(udp: UdpCtx): Promise<void> {
         for (;;) {
-          let peer = null as Parameters<UdpCtx["sendTo"]>[0] | null
+          let peer: PeerAddress | null = null
           const outcome = await udp
             .recvBatch(8, (d, p) => {
               peer = p

@@ -65,26 +65,20 @@ function receivedPeer(address: string, port: number, ipv6: boolean): PeerAddress
   return peer
 }
 
-interface Pending {
-  data: Uint8Array
-  peer: PeerAddress
-}
-
 /** Datagrams this close together (ms) are one burst: see the header. A recvmmsg batch arrives ~1 µs apart; request/response, tens of µs. */
 const BURST_GAP_MS = 0.01
 
 export class PortableUdp implements UdpBackend {
   readonly ctx: UdpCtx
   private socket!: udp.Socket<"uint8array">
-  private pending: Pending[] = []
+  /** Datagrams not yet handed to the socket, flat as sendMany takes them: data, port, address each. */
+  private pending: Array<Uint8Array | number | string> = []
   private flushScheduled = false
   /** send() returned false: wait for drain. */
   private blocked = false
   /** performance.now() of the last datagram received, and whether it came within BURST_GAP_MS of the one before. */
   private lastArrival = 0
   private inBurst = false
-  /** sendMany's argument, reused: data, port, address per datagram. */
-  private readonly packets: Array<Uint8Array | number | string> = []
   private readonly flushNow = () => this.flush()
 
   private constructor(
@@ -129,7 +123,7 @@ export class PortableUdp implements UdpBackend {
     if (this.socket.closed) throw new UdpSendError("Closed", "the UDP socket is closed (its worker shut down)")
     if (!receivedPeers.has(peer) && isIP(peer.address) === 0) throw new UdpSendError("InvalidInput", `bad peer address ${formatPeer(peer)}`)
     if (!this.slots.take()) throw new UdpSendError("PoolExhausted", `all ${this.slots.count} UDP send slots are in flight (await sendReady())`)
-    this.pending.push({ data: data.slice(), peer })
+    this.pending.push(data.slice(), peer.port, peer.address)
     if (this.flushScheduled || this.blocked) return
     this.flushScheduled = true
     if (this.inBurst) setImmediate(this.flushNow)
@@ -139,23 +133,19 @@ export class PortableUdp implements UdpBackend {
   private flush(): void {
     this.flushScheduled = false
     const pending = this.pending
+    const count = pending.length / 3
     let i = 0
-    while (i < pending.length && !this.blocked && !this.socket.closed) {
-      if (pending.length - i > 1) i += this.sendMany(i)
+    while (i < count && !this.blocked && !this.socket.closed) {
+      if (count - i > 1) i += this.sendMany(i === 0 ? pending : pending.slice(3 * i))
       // One alone (also the one sendMany stopped at): tells a datagram that fails from a socket that is full.
-      if (i < pending.length && this.sendOne(pending[i]!)) i++
+      if (i < count && this.sendOne(pending[3 * i] as Uint8Array, pending[3 * i + 1] as number, pending[3 * i + 2] as string)) i++
     }
-    this.pending = i === pending.length ? [] : pending.slice(i)
+    if (i === count) pending.length = 0
+    else this.pending = pending.slice(3 * i)
   }
 
-  /** Hands pending[from..] to Bun in one sendmmsg; returns how many it sent (it stops at the first it cannot send). */
-  private sendMany(from: number): number {
-    const packets = this.packets
-    packets.length = 0
-    for (let i = from; i < this.pending.length; i++) {
-      const p = this.pending[i]!
-      packets.push(p.data, p.peer.port, p.peer.address)
-    }
+  /** Hands datagrams to Bun in one sendmmsg; returns how many it sent (it stops at the first it cannot send). */
+  private sendMany(packets: Array<Uint8Array | number | string>): number {
     let sent = 0
     try {
       const r = this.socket.sendMany(packets)
@@ -163,16 +153,15 @@ export class PortableUdp implements UdpBackend {
     } catch {
       // the first datagram failed: sendOne tells why
     }
-    packets.length = 0
     this.counters[C.datagramsSent]! += sent
     for (let k = 0; k < sent; k++) this.slots.release()
     return sent
   }
 
   /** Sends one datagram; false when the socket is full (blocked until drain), true when it is sent or failed (dropped, counted). */
-  private sendOne(p: Pending): boolean {
+  private sendOne(data: Uint8Array, port: number, address: string): boolean {
     try {
-      if (!this.socket.send(p.data, p.peer.port, p.peer.address)) {
+      if (!this.socket.send(data, port, address)) {
         this.blocked = true // resume on drain
         return false
       }
@@ -198,7 +187,7 @@ export class PortableUdp implements UdpBackend {
   close(): void {
     this.ctx.shutdown()
     this.socket.close()
-    for (let i = 0; i < this.pending.length; i++) this.slots.release()
+    for (let i = 0; i < this.pending.length / 3; i++) this.slots.release()
     this.pending = []
   }
 }
