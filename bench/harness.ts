@@ -76,6 +76,21 @@ export function cpuSeconds(pid: number): number {
   return ns / 1e9
 }
 
+/** utime and stime of the whole process, in clock ticks, and context switches of all its threads. */
+export function processTimes(pid: number): { user: number; kernel: number; switches: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ") // after "pid (comm) "
+  let switches = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8").matchAll(/ctxt_switches:\s+(\d+)/g)) switches += Number(m[1])
+    } catch {
+      // a thread that exited between the listing and the read
+    }
+  }
+  return { user: Number(fields[11]), kernel: Number(fields[12]), switches }
+}
+
 export function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
   return m ? Number(m[1]) : NaN

@@ -15,7 +15,7 @@
 // for that server alone ('{"MIMALLOC_PURGE_DELAY":"-1"}'). RINGLINE_BENCH_METRICS=1
 // makes ringline servers print their counters (bytesSentWithoutCopy, ...) on
 // stderr when they stop.
-import { ALL_SERVERS, allRows, cpuSeconds, loadgen, root, startServer, warmupArgs, type ServerSpec } from "./harness"
+import { ALL_SERVERS, allRows, cpuSeconds, loadgen, processTimes, root, startServer, warmupArgs, type ServerSpec } from "./harness"
 
 const [nameA, nameB, rowName] = process.argv.slice(2)
 if (rowName === undefined) throw new Error('usage: bun bench/pair.ts "<server A>[@root]" "<server B>[@root]" "<row>"')
@@ -39,21 +39,35 @@ const bytes = process.env.PAIR_BYTES
 const argsOf = (i: number) => row.args(servers[i]!.tcp, servers[i]!.udp).map((a, k, all) => (bytes !== undefined && all[k - 1] === "--bytes" ? bytes : a))
 for (const i of [0, 1]) await loadgen(warmupArgs(argsOf(i)))
 
+// CPU per op, and its user-mode part (the utime share of the clock ticks): the
+// kernel's part moves with how often the load generator sleeps, the user part
+// is what a change in JavaScript changes.
 const perOp: number[][] = [[], []]
+const userPerOp: number[][] = [[], []]
 const ratios: number[] = []
+const userRatios: number[] = []
 for (let r = 0; r < reps; r++) {
   for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
-    const before = cpuSeconds(servers[i]!.pid)
+    const pid = servers[i]!.pid
+    const before = cpuSeconds(pid)
+    const ticks = processTimes(pid)
     const load = await loadgen(argsOf(i))
     if (!load.ok || load.ops === 0) throw new Error(`${i === 0 ? nameA : nameB}: ${row.name} failed: ${JSON.stringify(load)}`)
-    perOp[i]!.push(((cpuSeconds(servers[i]!.pid) - before) * 1e6) / load.ops)
+    const cpu = ((cpuSeconds(pid) - before) * 1e6) / load.ops
+    const after = processTimes(pid)
+    const user = after.user - ticks.user
+    perOp[i]!.push(cpu)
+    userPerOp[i]!.push((cpu * user) / Math.max(1, user + after.kernel - ticks.kernel))
   }
   ratios.push(perOp[1]![r]! / perOp[0]![r]!)
+  userRatios.push(userPerOp[1]![r]! / userPerOp[0]![r]!)
 }
 await Promise.all(servers.map((s) => s.stop()))
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 console.log(`${row.name}, ${reps} paired repetitions`)
-console.log(`A ${nameA}: ${median(perOp[0]!).toFixed(2)} µs CPU/op (median)`)
-console.log(`B ${nameB}: ${median(perOp[1]!).toFixed(2)} µs CPU/op (median)`)
+for (const i of [0, 1]) {
+  console.log(`${"AB"[i]} ${[nameA, nameB][i]}: ${median(perOp[i]!).toFixed(2)} µs CPU/op, ${median(userPerOp[i]!).toFixed(2)} of it user (medians)`)
+}
 console.log(`B ÷ A, median of paired ratios: ${median(ratios).toFixed(3)}  [${ratios.map((x) => x.toFixed(2)).join(" ")}]`)
+console.log(`  user time alone: ${median(userRatios).toFixed(3)}  [${userRatios.map((x) => x.toFixed(2)).join(" ")}]`)

@@ -16,7 +16,7 @@
 // Needs `zig build bench -Doptimize=ReleaseFast`; strace and perf are optional
 // (apt-get install strace linux-perf).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { ALL_SERVERS, allRows, cpuSeconds, loadgen, startServer, warmupArgs } from "./harness"
+import { ALL_SERVERS, allRows, cpuSeconds, loadgen, processTimes, startServer, warmupArgs } from "./harness"
 
 const [serverName, rowName] = process.argv.slice(2)
 const spec = ALL_SERVERS.find((s) => serverName !== undefined && s.name.includes(serverName))
@@ -26,32 +26,17 @@ if (spec === undefined || row === undefined) {
   process.exit(2)
 }
 
-/** utime and stime of the whole process, in clock ticks, and context switches of all its threads. */
-function counters(pid: number): { user: number; kernel: number; switches: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ") // after "pid (comm) "
-  let switches = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8").matchAll(/ctxt_switches:\s+(\d+)/g)) switches += Number(m[1])
-    } catch {
-      // a thread that exited between the listing and the read
-    }
-  }
-  return { user: Number(fields[11]), kernel: Number(fields[12]), switches }
-}
-
 const perf = Bun.which("perf")
 const work = mkdtempSync("/tmp/ringline-profile-")
 let server = await startServer(spec, "1")
 try {
   const args = row.args(server.tcp, server.udp)
   await loadgen(warmupArgs(args))
-  const before = counters(server.pid)
+  const before = processTimes(server.pid)
   const cpuBefore = cpuSeconds(server.pid)
   const load = await loadgen(args)
   const cpu = cpuSeconds(server.pid) - cpuBefore
-  const after = counters(server.pid)
+  const after = processTimes(server.pid)
   if (!load.ok || load.ops === 0) throw new Error(`the load failed: ${JSON.stringify(load)}`)
   const user = after.user - before.user
   const kernel = after.kernel - before.kernel

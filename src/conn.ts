@@ -44,11 +44,12 @@ export interface ConnBackend {
   address(conn: ConnCtx, peer: boolean): string
 }
 
-interface Reader {
-  parse: DataParser
-  resolve: (n: number) => void
-  reject: (e: Error) => void
-}
+const NO_PARSER: DataParser = () => ParseResult.needMore()
+const NO_RESOLVE = (_n: number) => {}
+const NO_REJECT = (_e: Error) => {}
+
+/** The connection whose withData is creating its promise (see ConnCtx.fileReader). */
+let waiting: ConnCtx | null = null
 
 export class ConnCtx {
   /** Unique per worker. */
@@ -62,7 +63,10 @@ export class ConnCtx {
   private readonly rx: RecvBuffer
   /** Bytes the parser asked to see before it is called again. */
   private need = 1
-  private reader: Reader | null = null
+  /** The waiting withData's parser (NO_PARSER: none waits) and its promise's resolving functions. */
+  private parser = NO_PARSER
+  private readerResolve = NO_RESOLVE
+  private readerReject = NO_REJECT
   private eof = false
   private recvPaused = false
   /** Reading resumes once unread bytes fall to this (set when it paused). */
@@ -119,15 +123,41 @@ export class ConnCtx {
    * once more with `eof` set before withData resolves 0.
    */
   withData(parse: DataParser): Promise<number> {
-    if (this.reader !== null) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
+    if (this.parser !== NO_PARSER) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
     if (this.rx.size >= this.need) {
       const n = this.parseBuffered(parse)
       if (n !== 0) return n > 0 ? Promise.resolve(n) : Promise.reject(this.tooLarge())
     }
     if (this.eof || this.closed) return Promise.resolve(this.finalLook(parse))
-    return new Promise((resolve, reject) => {
-      this.reader = { parse, resolve, reject }
-    })
+    this.parser = parse
+    waiting = this
+    return new Promise(ConnCtx.fileReader)
+  }
+
+  /** withData's promise executor, one for every connection and read (no closure per read). */
+  private static fileReader(resolve: (n: number) => void, reject: (e: Error) => void): void {
+    waiting!.readerResolve = resolve
+    waiting!.readerReject = reject
+    waiting = null
+  }
+
+  /** Ends the waiting withData: its promise resolves to n. */
+  private resolveReader(n: number): void {
+    const resolve = this.readerResolve
+    this.clearReader()
+    resolve(n)
+  }
+
+  private rejectReader(e: Error): void {
+    const reject = this.readerReject
+    this.clearReader()
+    reject(e)
+  }
+
+  private clearReader(): void {
+    this.parser = NO_PARSER
+    this.readerResolve = NO_RESOLVE
+    this.readerReject = NO_REJECT
   }
 
   /**
@@ -141,35 +171,31 @@ export class ConnCtx {
     }
     this.idleTicks = 0
     this.bytesReceived += data.length
-    const r = this.reader
-    if (r !== null && this.rx.size === 0 && data.length >= this.need) {
+    const parse = this.parser
+    if (parse !== NO_PARSER && this.rx.size === 0 && data.length >= this.need) {
       // Fast path: parse straight from the receive buffer, keep only the rest.
       let n: number
       try {
-        n = this.settle(r.parse(data, false), data.length)
+        n = this.settle(parse(data, false), data.length)
       } catch (e) {
-        this.reader = null
         this.rx.push(data, token)
-        r.reject(e as Error)
-        return
+        return this.rejectReader(e as Error)
       }
       if (n > 0) {
-        this.reader = null
         if (n < data.length) this.rx.push(data.subarray(n), token)
         else if (token >= 0) this.backend.lender!.release(token)
-        r.resolve(n)
-        return
+        return this.resolveReader(n)
       }
       this.rx.push(data, token)
       if (n < 0) return this.failReader(this.tooLarge())
     } else {
       this.rx.push(data, token)
-      if (r !== null && this.rx.size >= this.need) this.wakeReader()
+      if (parse !== NO_PARSER && this.rx.size >= this.need) this.wakeReader()
     }
     if (this.rx.size > this.backend.recvAccumulatorMax) {
-      if (this.reader !== null) this.failReader(this.tooLarge())
+      if (this.parser !== NO_PARSER) this.failReader(this.tooLarge())
       else this.pauseReading(this.backend.recvAccumulatorMax / 2)
-    } else if (this.reader === null && this.rx.size >= this.backend.recvHighWater) {
+    } else if (this.parser === NO_PARSER && this.rx.size >= this.backend.recvHighWater) {
       // The handler is not reading: further bytes wait in the kernel (TCP slows the peer), not here.
       this.pauseReading(this.backend.recvHighWater / 2)
     }
@@ -187,14 +213,15 @@ export class ConnCtx {
     if (this.eof) return
     this.eof = true
     if (error !== null && this.error === null) this.error = error
-    const r = this.reader
-    if (r !== null) {
-      this.reader = null
-      try {
-        r.resolve(this.finalLook(r.parse))
-      } catch (e) {
-        r.reject(e as Error)
-      }
+    const parse = this.parser
+    if (parse === NO_PARSER) return
+    const resolve = this.readerResolve
+    const reject = this.readerReject
+    this.clearReader()
+    try {
+      resolve(this.finalLook(parse))
+    } catch (e) {
+      reject(e as Error)
     }
   }
 
@@ -244,25 +271,18 @@ export class ConnCtx {
   }
 
   private wakeReader(): void {
-    const r = this.reader!
     let n: number
     try {
-      n = this.parseBuffered(r.parse)
+      n = this.parseBuffered(this.parser)
     } catch (e) {
-      this.reader = null
-      r.reject(e as Error)
-      return
+      return this.rejectReader(e as Error)
     }
-    if (n === 0) return
-    this.reader = null
-    if (n > 0) r.resolve(n)
-    else r.reject(this.tooLarge())
+    if (n > 0) this.resolveReader(n)
+    else if (n < 0) this.rejectReader(this.tooLarge())
   }
 
   private failReader(e: Error): void {
-    const r = this.reader!
-    this.reader = null
-    r.reject(e)
+    this.rejectReader(e)
     this.close()
   }
 
@@ -357,9 +377,7 @@ export class ConnCtx {
     this.closed = true
     this.writeClosed = true
     this.rx.clear()
-    const r = this.reader
-    this.reader = null
-    r?.resolve(0)
+    if (this.parser !== NO_PARSER) this.resolveReader(0)
     this.backend.close(this, false)
   }
 

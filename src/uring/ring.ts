@@ -134,6 +134,12 @@ export class BufferRing {
   readonly bytes: Uint8Array
   private readonly returns: Uint16Array
   private returned = 0
+  /**
+   * The last view made of each buffer: a receive of the same length (request
+   * after request of one size) reuses it. Making a view costs ~50 ns, a quarter
+   * of a small echo's JavaScript.
+   */
+  private readonly views: Array<Uint8Array | undefined>
 
   constructor(
     private readonly ring: Ring,
@@ -148,12 +154,15 @@ export class BufferRing {
     check("ringline_bufring_create", sym.ringline_bufring_create(ring.handle, bgid, entries, bufferSize, where), `bgid ${bgid}, ${entries} × ${bufferSize} B`)
     this.bytes = nativeBytes(sym.ringline_bufring_base(ring.handle, bgid), entries * bufferSize, "provided buffers")
     this.returns = new Uint16Array(nativeBytes(sym.ringline_bufring_returns(ring.handle, bgid), entries * 2, "buffer returns").buffer)
+    this.views = new Array(entries)
   }
 
   /** Buffer `bid`'s first `length` bytes (a view: valid until the buffer is given back and flushed). */
   view(bid: number, length: number): Uint8Array {
+    const last = this.views[bid]
+    if (last !== undefined && last.length === length) return last
     const start = bid * this.bufferSize
-    return this.bytes.subarray(start, start + length)
+    return (this.views[bid] = this.bytes.subarray(start, start + length))
   }
 
   /** The buffer `bytes` lies wholly inside, or -1 (other memory, or spanning two buffers). */
