@@ -6,30 +6,42 @@ import type { ConnCtx } from "./conn"
 import { abortError, TaskCapacityError } from "./errors"
 
 export class TaskScope {
-  private readonly outbound = new Set<ConnCtx>()
+  /** Made on the first outbound connection: most tasks (accepted connections) open none. */
+  private outbound: Set<ConnCtx> | null = null
   private ended = false
 
   /** Closes connections this task opened and left open. */
   closeLeftovers(): void {
     this.ended = true
+    if (this.outbound === null) return
     for (const c of this.outbound) c.close()
-    this.outbound.clear()
+    this.outbound = null
   }
 
   /** A connection this task opened; one that completes after the task ended is closed at once. */
   adopt(conn: ConnCtx): void {
     if (this.ended) conn.close()
-    else this.outbound.add(conn)
+    else (this.outbound ??= new Set()).add(conn)
   }
 }
 
 const scopes = new AsyncLocalStorage<TaskScope>()
 
+/**
+ * Starts fn as a task in a fresh scope, after the caller's turn (as a
+ * microtask). The caller must call scope.closeLeftovers() once the returned
+ * promise settles; startTask adds no reaction of its own, so a task that is
+ * one per connection costs one promise reaction, not a chain.
+ */
+export function startTask<T>(fn: () => Promise<T> | T): { task: Promise<T>; scope: TaskScope } {
+  const scope = new TaskScope()
+  return { task: scopes.run(scope, () => Promise.resolve().then(fn)), scope }
+}
+
 /** Runs fn as a task in a fresh scope; leftovers close when its promise settles. */
 export function runTask<T>(fn: () => Promise<T> | T): Promise<T> {
-  const scope = new TaskScope()
-  const p = scopes.run(scope, () => Promise.resolve().then(fn))
-  return p.finally(() => scope.closeLeftovers())
+  const { task, scope } = startTask(fn)
+  return task.finally(() => scope.closeLeftovers())
 }
 
 /** Records an outbound connection against the task that opened it. */
