@@ -24,10 +24,13 @@ const EMPTY = new Uint8Array(0)
 const OWNED = -1
 
 export class RecvBuffer {
-  // Unread segments, oldest first from head, each with its lender token (OWNED: a view of an accumulator).
+  // Unread segments [head, end), oldest first, each with its lender token (OWNED: a view of an
+  // accumulator). The arrays keep their length when emptied (end = 0): truncating an array is a
+  // slow path, and a connection empties them once per read.
   private segs: Uint8Array[] = []
   private tokens: number[] = []
   private head = 0
+  private end = 0
   // The accumulator owned bytes are copied into; while `accOpen`, the newest
   // segment is acc[accStart, accEnd) and further owned bytes extend it.
   private acc: Uint8Array = EMPTY
@@ -50,8 +53,7 @@ export class RecvBuffer {
     }
     this.size += data.length
     if (token >= 0) {
-      this.segs.push(data)
-      this.tokens.push(token)
+      this.append(data, token)
       this.accOpen = false
       return
     }
@@ -60,25 +62,24 @@ export class RecvBuffer {
 
   /** The oldest contiguous run of unread bytes (a prefix of them when there are several segments). */
   front(): Uint8Array {
-    return this.head < this.segs.length ? this.segs[this.head]! : EMPTY
+    return this.head < this.end ? this.segs[this.head]! : EMPTY
   }
 
   /** Makes every unread byte one contiguous view (copying borrowed buffers, which go back). */
   all(): Uint8Array {
-    if (this.segs.length - this.head > 1) {
+    if (this.end - this.head > 1) {
       const merged = new Uint8Array(Math.max(this.size, 4096))
       let at = 0
-      for (let i = this.head; i < this.segs.length; i++) {
+      for (let i = this.head; i < this.end; i++) {
         merged.set(this.segs[i]!, at)
         at += this.segs[i]!.length
         if (this.tokens[i]! >= 0) this.lender!.release(this.tokens[i]!)
       }
+      this.reset()
       this.acc = merged
       this.accStart = 0
       this.accEnd = this.size
-      this.segs = [merged.subarray(0, this.size)]
-      this.tokens = [OWNED]
-      this.head = 0
+      this.append(merged.subarray(0, this.size), OWNED)
       this.accOpen = true
     }
     return this.front()
@@ -88,7 +89,7 @@ export class RecvBuffer {
   consume(n: number): void {
     this.size -= n
     const seg = this.segs[this.head]!
-    const isOpenAcc = this.accOpen && this.head === this.segs.length - 1
+    const isOpenAcc = this.accOpen && this.head === this.end - 1
     if (n < seg.length) {
       this.segs[this.head] = seg.subarray(n)
       if (isOpenAcc) this.accStart += n
@@ -97,19 +98,21 @@ export class RecvBuffer {
     const token = this.tokens[this.head]!
     if (token >= 0) this.lender!.release(token)
     this.segs[this.head] = EMPTY
-    if (++this.head === this.segs.length) this.reset()
+    if (++this.head === this.end) this.reset()
   }
 
   /** Drops everything, giving borrowed buffers back. */
   clear(): void {
-    for (let i = this.head; i < this.segs.length; i++) if (this.tokens[i]! >= 0) this.lender!.release(this.tokens[i]!)
+    for (let i = this.head; i < this.end; i++) if (this.tokens[i]! >= 0) this.lender!.release(this.tokens[i]!)
     this.reset()
     this.size = 0
   }
 
   /** No segments left: the accumulator is free to be reused from its start. */
   private reset(): void {
-    this.segs.length = this.tokens.length = this.head = 0
+    // Entries before head were emptied by consume; the rest must not keep buffers alive either.
+    for (let i = this.head; i < this.end; i++) this.segs[i] = EMPTY
+    this.head = this.end = 0
     this.accOpen = false
     this.accStart = this.accEnd = 0
   }
@@ -118,11 +121,10 @@ export class RecvBuffer {
     const n = data.length
     if (!this.accOpen) {
       // A new owned segment. The accumulator is reusable only if no earlier segment still views it.
-      const reusable = this.tokens.lastIndexOf(OWNED, this.segs.length - 1) < this.head
+      const reusable = this.end === 0 || this.tokens.lastIndexOf(OWNED, this.end - 1) < this.head
       if (!reusable || this.acc.length < n) this.acc = new Uint8Array(Math.max(4096, n, reusable ? this.acc.length : 0))
       this.accStart = this.accEnd = 0
-      this.segs.push(EMPTY)
-      this.tokens.push(OWNED)
+      this.append(EMPTY, OWNED)
       this.accOpen = true
     } else if (this.accEnd + n > this.acc.length) {
       const live = this.accEnd - this.accStart
@@ -140,6 +142,11 @@ export class RecvBuffer {
     }
     this.acc.set(data, this.accEnd)
     this.accEnd += n
-    this.segs[this.segs.length - 1] = this.acc.subarray(this.accStart, this.accEnd)
+    this.segs[this.end - 1] = this.acc.subarray(this.accStart, this.accEnd)
+  }
+
+  private append(seg: Uint8Array, token: number): void {
+    this.segs[this.end] = seg
+    this.tokens[this.end++] = token
   }
 }

@@ -81,16 +81,19 @@ const NO_WAITERS: readonly Waiter[] = []
 export class SendQueue {
   // Segment i: bytes [offs[i], offs[i] + lens[i]) of the slab, inside pool slot
   // slots[i], or, when slots[i] < 0, inside the lent buffer with token -1 - slots[i].
+  // Queued segments are [head, end); the arrays keep their length when the queue
+  // drains (end = 0), as it does once per reply, and truncating an array is a slow path.
   private slots: number[] = []
   private offs: number[] = []
   private lens: number[] = []
   private head = 0
+  private end = 0
   /** Segments from head handed to the kernel and not yet completed. */
   inFlight = 0
   /** Total bytes ever queued / taken by the kernel; tokens compare against these. */
   private queuedSeq = 0
   private sentSeq = 0
-  private tokens: Token[] = []
+  private tokens: Token[] | null = null // made on first use
   /** Waiting for the queue to fall below highWater (made on first use: connections are opened at storm rates). */
   private roomWaiters: Waiter[] | null = null
   /** Queued bytes that are lent buffers: at most highWater (beyond it sends copy, so one connection cannot hold the ring). */
@@ -108,7 +111,7 @@ export class SendQueue {
   }
 
   get segmentCount(): number {
-    return this.slots.length - this.head
+    return this.end - this.head
   }
 
   segmentOffset(i: number): number {
@@ -121,7 +124,7 @@ export class SendQueue {
 
   /** Room left in the tail slot, if the tail is not in flight. */
   private tailRoom(): number {
-    const t = this.slots.length - 1
+    const t = this.end - 1
     if (t < this.head + this.inFlight || this.slots[t]! < 0) return 0
     return this.pool.offsetOf(this.slots[t]!) + this.pool.slotSize - (this.offs[t]! + this.lens[t]!)
   }
@@ -156,7 +159,7 @@ export class SendQueue {
     const slab = this.pool.slab
     let done = 0
     if (room > 0) {
-      const t = this.slots.length - 1
+      const t = this.end - 1
       const k = Math.min(room, n)
       slab.set(k === n ? bytes : bytes.subarray(0, k), this.offs[t]! + this.lens[t]!)
       this.lens[t]! += k
@@ -167,9 +170,7 @@ export class SendQueue {
       const off = this.pool.offsetOf(slot)
       const k = Math.min(this.pool.slotSize, n - done)
       slab.set(done === 0 && k === n ? bytes : bytes.subarray(done, done + k), off)
-      this.slots.push(slot)
-      this.offs.push(off)
-      this.lens.push(k)
+      this.append(slot, off, k)
       done += k
     }
     this.queuedSeq += n
@@ -185,9 +186,7 @@ export class SendQueue {
     if (n === 0 || this.lender === null || this.lentBytes + n > this.highWater) return false
     const token = this.lender.retain(bytes)
     if (token < 0) return false
-    this.slots.push(-1 - token)
-    this.offs.push(this.lender.slabOffset(bytes))
-    this.lens.push(n)
+    this.append(-1 - token, this.lender.slabOffset(bytes), n)
     this.lentBytes += n
     this.queuedSeq += n
     this.pool.noteLent(n)
@@ -196,13 +195,13 @@ export class SendQueue {
 
   /** A send() waits on this queue (a completion would resume it). */
   get hasTokens(): boolean {
-    return this.tokens.length > 0
+    return this.tokens !== null && this.tokens.length > 0
   }
 
   /** A promise that resolves when every byte queued so far has reached the kernel. */
   flushed(): Promise<void> {
     if (this.sentSeq >= this.queuedSeq) return Promise.resolve()
-    return new Promise((resolve, reject) => this.tokens.push({ end: this.queuedSeq, resolve, reject }))
+    return new Promise((resolve, reject) => (this.tokens ??= []).push({ end: this.queuedSeq, resolve, reject }))
   }
 
   /** The kernel took n bytes from the head: free whole slots, resolve tokens. */
@@ -221,9 +220,10 @@ export class SendQueue {
       if (lent) this.lentBytes -= len
       this.releaseSegment(this.head++)
     }
-    if (this.head === this.slots.length) this.clearSegments()
-    else if (this.head > 64 && this.head * 2 > this.slots.length) this.compact()
-    while (this.tokens.length > 0 && this.tokens[0]!.end <= this.sentSeq) this.tokens.shift()!.resolve()
+    if (this.head === this.end) this.head = this.end = 0
+    else if (this.head > 64 && this.head * 2 > this.end) this.compact()
+    const tokens = this.tokens
+    if (tokens !== null) while (tokens.length > 0 && tokens[0]!.end <= this.sentSeq) tokens.shift()!.resolve()
     if (this.roomWaiters !== null && !this.atHighWater) {
       const waiters = this.roomWaiters
       this.roomWaiters = null
@@ -237,15 +237,14 @@ export class SendQueue {
    */
   fail(error: () => Error): number {
     const lost = this.queuedBytes
-    for (let i = this.head; i < this.slots.length; i++) this.releaseSegment(i)
+    for (let i = this.head; i < this.end; i++) this.releaseSegment(i)
     this.lentBytes = 0
-    this.clearSegments()
+    this.head = this.end = 0
     this.inFlight = 0
     this.sentSeq = this.queuedSeq
-    const tokens = this.tokens
+    const tokens = this.tokens ?? NO_WAITERS
     const roomWaiters = this.roomWaiters ?? NO_WAITERS
-    if (tokens.length > 0) this.tokens = []
-    this.roomWaiters = null
+    this.tokens = this.roomWaiters = null
     if (tokens.length + roomWaiters.length > 0) {
       const e = error()
       for (const w of tokens) w.reject(e)
@@ -260,18 +259,18 @@ export class SendQueue {
     else this.lender!.release(-1 - slot)
   }
 
-  /** Empties the segment lists in place (a queue drains once per reply: no new arrays each time). */
-  private clearSegments(): void {
-    this.slots.length = 0
-    this.offs.length = 0
-    this.lens.length = 0
-    this.head = 0
+  private append(slot: number, off: number, len: number): void {
+    this.slots[this.end] = slot
+    this.offs[this.end] = off
+    this.lens[this.end++] = len
   }
 
+  /** Moves the queued segments to the front (a long queue that is drained from its head). */
   private compact(): void {
-    this.slots = this.slots.slice(this.head)
-    this.offs = this.offs.slice(this.head)
-    this.lens = this.lens.slice(this.head)
+    this.slots.copyWithin(0, this.head, this.end)
+    this.offs.copyWithin(0, this.head, this.end)
+    this.lens.copyWithin(0, this.head, this.end)
+    this.end -= this.head
     this.head = 0
   }
 }
