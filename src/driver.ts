@@ -19,6 +19,8 @@ export interface DriverHost {
   onUdpSocket(udp: UdpCtx): void
   /** A batch of completions/events was processed. */
   onTick(): void
+  /** onTick does something (the handler has an onTick): a driver that must schedule a call to it may skip that otherwise. */
+  readonly wantsTicks: boolean
   /** Another thread woke this worker. */
   onNotify(): void
 }

@@ -157,6 +157,10 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     this.handler.onTick?.(this)
   }
 
+  get wantsTicks(): boolean {
+    return this.handler.onTick !== undefined
+  }
+
   onNotify(): void {
     this.handler.onNotify?.(this)
   }

@@ -52,7 +52,7 @@ export class SendPool {
 
   release(slot: number): void {
     this.freeSlots[this.freeCount++] = slot
-    this.waiters.shift()?.()
+    if (this.waiters.length > 0) this.waiters.shift()!()
   }
 
   /** Someone waits for a slot (a release would resume them). */

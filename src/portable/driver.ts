@@ -260,12 +260,14 @@ export class PortableDriver implements Driver, ConnBackend {
 
   /** host.onTick once per event-loop turn that processed events (Bun runs setImmediate after the turn's I/O). */
   private eventsHappened(): void {
-    if (this.tickScheduled || this.destroyed) return
+    if (this.tickScheduled || this.destroyed || !this.host.wantsTicks) return
     this.tickScheduled = true
-    setImmediate(() => {
-      this.tickScheduled = false
-      if (!this.destroyed) this.host.onTick()
-    })
+    setImmediate(this.tick)
+  }
+
+  private readonly tick = () => {
+    this.tickScheduled = false
+    if (!this.destroyed) this.host.onTick()
   }
 
   // ── listen / bind ──────────────────────────────────────────────────────
