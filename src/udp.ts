@@ -47,11 +47,14 @@ export function formatPeer(p: PeerAddress): string {
   return p.family === "IPv6" ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`
 }
 
-/** The one consumer waiting for a datagram: recvFrom's promise, or recvBatch's callback run as the datagram arrives. */
-interface Waiter {
-  take: (data: Uint8Array, peer: PeerAddress) => void
-  reject: (e: Error) => void
-}
+type BatchFn = (data: Uint8Array, peer: PeerAddress) => void
+/** Stands for recvFrom in the waiting consumer's place (recvBatch puts its callback there). */
+const RECV_FROM: BatchFn = () => {}
+const NO_RESOLVE = (_v: unknown) => {}
+const NO_REJECT = (_e: Error) => {}
+
+/** The socket whose recvFrom/recvBatch is creating its promise (see UdpCtx.fileWaiter). */
+let filing: UdpCtx | null = null
 
 export class UdpCtx {
   // Ring queue of received datagrams (copies) and their peers.
@@ -59,7 +62,15 @@ export class UdpCtx {
   private readonly peers: Array<PeerAddress | undefined>
   private head = 0
   private count = 0
-  private waiter: Waiter | null = null
+  /**
+   * The one consumer waiting for a datagram (null: none): RECV_FROM, or
+   * recvBatch's callback, run as the datagram arrives; and the resolving
+   * functions of its promise. Kept as fields, not a waiter object and closures
+   * per datagram: a flood waits once per datagram.
+   */
+  private waiting: BatchFn | null = null
+  private waitResolve = NO_RESOLVE
+  private waitReject = NO_REJECT
   private closed = false
 
   constructor(
@@ -85,10 +96,19 @@ export class UdpCtx {
   /** Backend: a datagram arrived as bytes [start, end) of `source` (valid only during the call: kept datagrams are copied). */
   deliver(source: Uint8Array, start: number, end: number, peer: PeerAddress): void {
     this.counters[C.datagramsReceived]!++
-    const w = this.waiter
-    if (w !== null && this.count === 0) {
-      this.waiter = null
-      w.take(source.slice(start, end), peer)
+    const fn = this.waiting
+    if (fn !== null && this.count === 0) {
+      const resolve = this.waitResolve
+      const reject = this.waitReject
+      this.clearWaiter()
+      const data = source.slice(start, end)
+      if (fn === RECV_FROM) return resolve([data, peer])
+      try {
+        fn(data, peer)
+        resolve(1)
+      } catch (e) {
+        reject(e as Error)
+      }
       return
     }
     if (this.count === this.capacity) {
@@ -109,7 +129,7 @@ export class UdpCtx {
   /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
   recvFrom(): Promise<[Uint8Array, PeerAddress]> {
     if (this.count > 0) return Promise.resolve(this.shift())
-    return this.wait("recvFrom", (resolve, reject) => ({ take: (data, peer) => resolve([data, peer]), reject }))
+    return this.wait("recvFrom", RECV_FROM)
   }
 
   /**
@@ -118,19 +138,7 @@ export class UdpCtx {
    * between); resolves to how many. A throw from fn rejects.
    */
   recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
-    if (this.count === 0) {
-      return this.wait("recvBatch", (resolve, reject) => ({
-        take: (data, peer) => {
-          try {
-            fn(data, peer)
-            resolve(1)
-          } catch (e) {
-            reject(e as Error)
-          }
-        },
-        reject,
-      }))
-    }
+    if (this.count === 0) return this.wait("recvBatch", fn)
     let n = 0
     try {
       for (; n < max && this.count > 0; n++) {
@@ -143,10 +151,25 @@ export class UdpCtx {
     return Promise.resolve(n)
   }
 
-  private wait<T>(what: string, waiter: (resolve: (v: T) => void, reject: (e: Error) => void) => Waiter): Promise<T> {
-    if (this.waiter !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
+  private wait<T>(what: string, fn: BatchFn): Promise<T> {
+    if (this.waiting !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
     if (this.closed) return Promise.reject(new Error(`UdpCtx.${what}: the socket is closed`))
-    return new Promise((resolve, reject) => (this.waiter = waiter(resolve, reject)))
+    this.waiting = fn
+    filing = this
+    return new Promise<T>(UdpCtx.fileWaiter)
+  }
+
+  /** The waiting promise's executor, one for every socket and wait (no closure per datagram). */
+  private static fileWaiter<T>(resolve: (v: T) => void, reject: (e: Error) => void): void {
+    filing!.waitResolve = resolve as (v: unknown) => void
+    filing!.waitReject = reject
+    filing = null
+  }
+
+  private clearWaiter(): void {
+    this.waiting = null
+    this.waitResolve = NO_RESOLVE
+    this.waitReject = NO_REJECT
   }
 
   private shift(): [Uint8Array, PeerAddress] {
@@ -182,8 +205,10 @@ export class UdpCtx {
   /** Backend: the socket closed; a waiting recvFrom rejects. */
   shutdown(): void {
     this.closed = true
-    const w = this.waiter
-    this.waiter = null
-    w?.reject(new Error("UdpCtx.recvFrom: the socket is closed"))
+    if (this.waiting === null) return
+    const what = this.waiting === RECV_FROM ? "recvFrom" : "recvBatch"
+    const reject = this.waitReject
+    this.clearWaiter()
+    reject(new Error(`UdpCtx.${what}: the socket is closed`))
   }
 }

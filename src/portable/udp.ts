@@ -40,7 +40,7 @@ export class UdpSendSlots {
 
   release(): void {
     this.free++
-    this.waiters.shift()?.()
+    if (this.waiters.length > 0) this.waiters.shift()!()
   }
 
   ready(): Promise<void> {

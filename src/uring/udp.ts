@@ -34,7 +34,7 @@ export class UdpSendSlots {
 
   release(slot: number): void {
     this.free.push(slot)
-    this.waiters.shift()?.()
+    if (this.waiters.length > 0) this.waiters.shift()!()
   }
 
   get hasWaiters(): boolean {
