@@ -99,6 +99,17 @@ export class RecvBuffer {
     if (token >= 0) this.lender!.release(token)
     this.segs[this.head] = EMPTY
     if (++this.head === this.end) this.reset()
+    else if (this.head > 64 && this.head * 2 > this.end) this.compact()
+  }
+
+  /** Moves the unread segments to the front (a reader that stays behind a stream never empties the list). */
+  private compact(): void {
+    const end = this.end
+    this.segs.copyWithin(0, this.head, end)
+    this.tokens.copyWithin(0, this.head, end)
+    this.end -= this.head
+    this.head = 0
+    for (let i = this.end; i < end; i++) this.segs[i] = EMPTY // no second reference to a segment
   }
 
   /** Drops everything, giving borrowed buffers back. */
