@@ -36,6 +36,17 @@ afterEach(async () => {
 
 const text = (b: Buffer) => b.toString()
 
+/** An inline handler class (launched on this thread) whose only work is `onUdpBind`. */
+function udpHandler(onUdpBind: (udp: UdpCtx) => Promise<void>) {
+  return class implements AsyncEventHandler {
+    static createForWorker(): AsyncEventHandler {
+      return new this()
+    }
+    async onAccept(): Promise<void> {}
+    onUdpBind = onUdpBind
+  }
+}
+
 describe("udp", () => {
   test("launch reports the bound UDP address with a real port", async () => {
     const server = await launchUdp("udp_echo")
@@ -188,22 +199,16 @@ describe("udp", () => {
     // Inline worker (the class itself): the thread lives on after the ring is torn down,
     // so these calls must be refused rather than touch freed native memory.
     const seen: string[] = []
-    class Late implements AsyncEventHandler {
-      static createForWorker(): Late {
-        return new Late()
+    const Late = udpHandler(async (udp) => {
+      await udp.recvFrom().catch(() => seen.push("recvFrom:rejected"))
+      await sleep(10).catch((e: { code?: string }) => seen.push(`sleep:${e.code}`))
+      try {
+        udp.sendTo("127.0.0.1:9", new Uint8Array(1))
+        seen.push("sendTo:accepted")
+      } catch (e) {
+        seen.push(`sendTo:${(e as UdpSendError).kind}`)
       }
-      async onAccept(): Promise<void> {}
-      async onUdpBind(udp: UdpCtx): Promise<void> {
-        await udp.recvFrom().catch(() => seen.push("recvFrom:rejected"))
-        await sleep(10).catch((e: { code?: string }) => seen.push(`sleep:${e.code}`))
-        try {
-          udp.sendTo("127.0.0.1:9", new Uint8Array(1))
-          seen.push("sendTo:accepted")
-        } catch (e) {
-          seen.push(`sendTo:${(e as UdpSendError).kind}`)
-        }
-      }
-    }
+    })
     const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Late)
     server.shutdown.shutdown()
     await Promise.all(server.handles.map((h) => h.join()))
@@ -212,21 +217,15 @@ describe("udp", () => {
   })
 
   test("recvBatch hands queued datagrams over in order; a second concurrent recvFrom is refused", async () => {
-    class Batcher implements AsyncEventHandler {
-      static createForWorker(): Batcher {
-        return new Batcher()
-      }
-      async onAccept(): Promise<void> {}
-      async onUdpBind(udp: UdpCtx): Promise<void> {
-        const first = udp.recvFrom()
-        const second = await udp.recvFrom().then(() => "accepted", (e: Error) => (/already waiting/.test(e.message) ? "refused" : e.message))
-        const [, peer] = await first
-        await sleep(100) // the client's next datagrams queue meanwhile
-        const got: string[] = []
-        const n = await udp.recvBatch(16, (d) => got.push(new TextDecoder().decode(d)))
-        udp.sendTo(peer, new TextEncoder().encode(`second:${second} batch:${n}:${got.join(",")}`))
-      }
-    }
+    const Batcher = udpHandler(async (udp) => {
+      const first = udp.recvFrom()
+      const second = await udp.recvFrom().then(() => "accepted", (e: Error) => (/already waiting/.test(e.message) ? "refused" : e.message))
+      const [, peer] = await first
+      await sleep(100) // the client's next datagrams queue meanwhile
+      const got: string[] = []
+      const n = await udp.recvBatch(16, (d) => got.push(new TextDecoder().decode(d)))
+      udp.sendTo(peer, new TextEncoder().encode(`second:${second} batch:${n}:${got.join(",")}`))
+    })
     const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Batcher)
     servers.push(server)
     const c = await client()
@@ -237,24 +236,18 @@ describe("udp", () => {
   })
 
   test("recvBatch waiting for a datagram runs its callback on arrival; a throw from it rejects and the socket serves on", async () => {
-    class Thrower implements AsyncEventHandler {
-      static createForWorker(): Thrower {
-        return new Thrower()
+    const Thrower = udpHandler(async (udp) => {
+      for (;;) {
+        let peer: PeerAddress | null = null
+        const outcome = await udp
+          .recvBatch(8, (d, p) => {
+            peer = p
+            if (new TextDecoder().decode(d) === "throw") throw new Error("parser said no")
+          })
+          .then((n) => `batch:${n}`, (e: Error) => `rejected:${e.message}`)
+        udp.sendTo(peer!, new TextEncoder().encode(outcome))
       }
-      async onAccept(): Promise<void> {}
-      async onUdpBind(udp: UdpCtx): Promise<void> {
-        for (;;) {
-          let peer: PeerAddress | null = null
-          const outcome = await udp
-            .recvBatch(8, (d, p) => {
-              peer = p
-              if (new TextDecoder().decode(d) === "throw") throw new Error("parser said no")
-            })
-            .then((n) => `batch:${n}`, (e: Error) => `rejected:${e.message}`)
-          udp.sendTo(peer!, new TextEncoder().encode(outcome))
-        }
-      }
-    }
+    })
     const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Thrower)
     servers.push(server)
     const c = await client()
