@@ -5,6 +5,7 @@
 import { RecvError, SendError } from "./errors"
 import { RecvBuffer, type BufferLender } from "./recv"
 import { SendQueue, type SendPool } from "./send"
+import { Waiter } from "./waiter"
 
 /** What a withData parser returns. Encoded as a number so parsing allocates nothing. */
 export type ParseResult = number & { readonly __parseResult: unique symbol }
@@ -45,11 +46,6 @@ export interface ConnBackend {
 }
 
 const NO_PARSER: DataParser = () => ParseResult.needMore()
-const NO_RESOLVE = (_n: number) => {}
-const NO_REJECT = (_e: Error) => {}
-
-/** The connection whose withData is creating its promise (see ConnCtx.fileReader). */
-let waiting: ConnCtx | null = null
 
 export class ConnCtx {
   /** Unique per worker. */
@@ -63,10 +59,9 @@ export class ConnCtx {
   private readonly rx: RecvBuffer
   /** Bytes the parser asked to see before it is called again. */
   private need = 1
-  /** The waiting withData's parser (NO_PARSER: none waits) and its promise's resolving functions. */
+  /** The waiting withData's parser (NO_PARSER: none waits) and its promise. */
   private parser = NO_PARSER
-  private readerResolve = NO_RESOLVE
-  private readerReject = NO_REJECT
+  private readonly reader = new Waiter<number>()
   private eof = false
   private recvPaused = false
   /** Reading resumes once unread bytes fall to this (set when it paused). */
@@ -130,34 +125,18 @@ export class ConnCtx {
     }
     if (this.eof || this.closed) return Promise.resolve(this.finalLook(parse))
     this.parser = parse
-    waiting = this
-    return new Promise(ConnCtx.fileReader)
-  }
-
-  /** withData's promise executor, one for every connection and read (no closure per read). */
-  private static fileReader(resolve: (n: number) => void, reject: (e: Error) => void): void {
-    waiting!.readerResolve = resolve
-    waiting!.readerReject = reject
-    waiting = null
+    return this.reader.wait()
   }
 
   /** Ends the waiting withData: its promise resolves to n. */
   private resolveReader(n: number): void {
-    const resolve = this.readerResolve
-    this.clearReader()
-    resolve(n)
+    this.parser = NO_PARSER
+    this.reader.resolve(n)
   }
 
   private rejectReader(e: Error): void {
-    const reject = this.readerReject
-    this.clearReader()
-    reject(e)
-  }
-
-  private clearReader(): void {
     this.parser = NO_PARSER
-    this.readerResolve = NO_RESOLVE
-    this.readerReject = NO_REJECT
+    this.reader.reject(e)
   }
 
   /**
@@ -213,16 +192,14 @@ export class ConnCtx {
     if (this.eof) return
     this.eof = true
     if (error !== null && this.error === null) this.error = error
-    const parse = this.parser
-    if (parse === NO_PARSER) return
-    const resolve = this.readerResolve
-    const reject = this.readerReject
-    this.clearReader()
+    if (this.parser === NO_PARSER) return
+    let n: number
     try {
-      resolve(this.finalLook(parse))
+      n = this.finalLook(this.parser) // (the reader still waits meanwhile, as it does during any parse)
     } catch (e) {
-      reject(e as Error)
+      return this.rejectReader(e as Error)
     }
+    this.resolveReader(n)
   }
 
   /** Runs the parser on buffered bytes: consumed count, 0 to wait for more, -1 when over the bound. */

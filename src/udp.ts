@@ -3,6 +3,7 @@
 // beyond it they are dropped and counted (UDP's own contract, made visible).
 import { UdpSendError } from "./errors"
 import { C } from "./metrics"
+import { Waiter } from "./waiter"
 
 /** A datagram's sender or destination. Received peers are frozen (they may be shared between datagrams). */
 export interface PeerAddress {
@@ -50,11 +51,6 @@ export function formatPeer(p: PeerAddress): string {
 type BatchFn = (data: Uint8Array, peer: PeerAddress) => void
 /** Stands for recvFrom in the waiting consumer's place (recvBatch puts its callback there). */
 const RECV_FROM: BatchFn = () => {}
-const NO_RESOLVE = (_v: unknown) => {}
-const NO_REJECT = (_e: Error) => {}
-
-/** The socket whose recvFrom/recvBatch is creating its promise (see UdpCtx.fileWaiter). */
-let filing: UdpCtx | null = null
 
 export class UdpCtx {
   // Ring queue of received datagrams (copies) and their peers.
@@ -64,13 +60,11 @@ export class UdpCtx {
   private count = 0
   /**
    * The one consumer waiting for a datagram (null: none): RECV_FROM, or
-   * recvBatch's callback, run as the datagram arrives; and the resolving
-   * functions of its promise. Kept as fields, not a waiter object and closures
-   * per datagram: a flood waits once per datagram.
+   * recvBatch's callback, run as the datagram arrives; and its promise (a
+   * flood waits once per datagram).
    */
   private waiting: BatchFn | null = null
-  private waitResolve = NO_RESOLVE
-  private waitReject = NO_REJECT
+  private readonly waiter = new Waiter<unknown>()
   private closed = false
 
   constructor(
@@ -98,18 +92,14 @@ export class UdpCtx {
     this.counters[C.datagramsReceived]!++
     const fn = this.waiting
     if (fn !== null && this.count === 0) {
-      const resolve = this.waitResolve
-      const reject = this.waitReject
-      this.clearWaiter()
       const data = source.slice(start, end)
-      if (fn === RECV_FROM) return resolve([data, peer])
+      if (fn === RECV_FROM) return this.endWait([data, peer])
       try {
-        fn(data, peer)
-        resolve(1)
+        fn(data, peer) // (the consumer still waits meanwhile: a recvFrom from inside fn is refused)
       } catch (e) {
-        reject(e as Error)
+        return this.failWait(e as Error)
       }
-      return
+      return this.endWait(1)
     }
     if (this.count === this.capacity) {
       this.counters[C.datagramsDropped]!++
@@ -155,21 +145,17 @@ export class UdpCtx {
     if (this.waiting !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
     if (this.closed) return Promise.reject(new Error(`UdpCtx.${what}: the socket is closed`))
     this.waiting = fn
-    filing = this
-    return new Promise<T>(UdpCtx.fileWaiter)
+    return this.waiter.wait() as Promise<T>
   }
 
-  /** The waiting promise's executor, one for every socket and wait (no closure per datagram). */
-  private static fileWaiter<T>(resolve: (v: T) => void, reject: (e: Error) => void): void {
-    filing!.waitResolve = resolve as (v: unknown) => void
-    filing!.waitReject = reject
-    filing = null
-  }
-
-  private clearWaiter(): void {
+  private endWait(value: unknown): void {
     this.waiting = null
-    this.waitResolve = NO_RESOLVE
-    this.waitReject = NO_REJECT
+    this.waiter.resolve(value)
+  }
+
+  private failWait(e: Error): void {
+    this.waiting = null
+    this.waiter.reject(e)
   }
 
   private shift(): [Uint8Array, PeerAddress] {
@@ -206,9 +192,6 @@ export class UdpCtx {
   shutdown(): void {
     this.closed = true
     if (this.waiting === null) return
-    const what = this.waiting === RECV_FROM ? "recvFrom" : "recvBatch"
-    const reject = this.waitReject
-    this.clearWaiter()
-    reject(new Error(`UdpCtx.${what}: the socket is closed`))
+    this.failWait(new Error(`UdpCtx.${this.waiting === RECV_FROM ? "recvFrom" : "recvBatch"}: the socket is closed`))
   }
 }
