@@ -45,7 +45,6 @@ export interface ConnBackend {
   address(conn: ConnCtx, peer: boolean): string
 }
 
-const NO_PARSER: DataParser = () => ParseResult.needMore()
 
 export class ConnCtx {
   /** Unique per worker. */
@@ -59,9 +58,8 @@ export class ConnCtx {
   private readonly rx: RecvBuffer
   /** Bytes the parser asked to see before it is called again. */
   private need = 1
-  /** The waiting withData's parser (NO_PARSER: none waits) and its promise. */
-  private parser = NO_PARSER
-  private readonly reader = new Waiter<number>()
+  /** The waiting withData: its promise, for its parser (reader.subject; null when none waits). */
+  private readonly reader = new Waiter<number, DataParser>()
   private eof = false
   private recvPaused = false
   /** Reading resumes once unread bytes fall to this (set when it paused). */
@@ -118,25 +116,13 @@ export class ConnCtx {
    * once more with `eof` set before withData resolves 0.
    */
   withData(parse: DataParser): Promise<number> {
-    if (this.parser !== NO_PARSER) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
+    if (this.reader.subject !== null) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
     if (this.rx.size >= this.need) {
       const n = this.parseBuffered(parse)
       if (n !== 0) return n > 0 ? Promise.resolve(n) : Promise.reject(this.tooLarge())
     }
     if (this.eof || this.closed) return Promise.resolve(this.finalLook(parse))
-    this.parser = parse
-    return this.reader.wait()
-  }
-
-  /** Ends the waiting withData: its promise resolves to n. */
-  private resolveReader(n: number): void {
-    this.parser = NO_PARSER
-    this.reader.resolve(n)
-  }
-
-  private rejectReader(e: Error): void {
-    this.parser = NO_PARSER
-    this.reader.reject(e)
+    return this.reader.wait(parse)
   }
 
   /**
@@ -150,31 +136,31 @@ export class ConnCtx {
     }
     this.idleTicks = 0
     this.bytesReceived += data.length
-    const parse = this.parser
-    if (parse !== NO_PARSER && this.rx.size === 0 && data.length >= this.need) {
+    const parse = this.reader.subject
+    if (parse !== null && this.rx.size === 0 && data.length >= this.need) {
       // Fast path: parse straight from the receive buffer, keep only the rest.
       let n: number
       try {
         n = this.settle(parse(data, false), data.length)
       } catch (e) {
         this.rx.push(data, token)
-        return this.rejectReader(e as Error)
+        return this.reader.reject(e as Error)
       }
       if (n > 0) {
         if (n < data.length) this.rx.push(data.subarray(n), token)
         else if (token >= 0) this.backend.lender!.release(token)
-        return this.resolveReader(n)
+        return this.reader.resolve(n)
       }
       this.rx.push(data, token)
       if (n < 0) return this.failReader(this.tooLarge())
     } else {
       this.rx.push(data, token)
-      if (parse !== NO_PARSER && this.rx.size >= this.need) this.wakeReader()
+      if (parse !== null && this.rx.size >= this.need) this.wakeReader(parse)
     }
     if (this.rx.size > this.backend.recvAccumulatorMax) {
-      if (this.parser !== NO_PARSER) this.failReader(this.tooLarge())
+      if (this.reader.subject !== null) this.failReader(this.tooLarge())
       else this.pauseReading(this.backend.recvAccumulatorMax / 2)
-    } else if (this.parser === NO_PARSER && this.rx.size >= this.backend.recvHighWater) {
+    } else if (this.reader.subject === null && this.rx.size >= this.backend.recvHighWater) {
       // The handler is not reading: further bytes wait in the kernel (TCP slows the peer), not here.
       this.pauseReading(this.backend.recvHighWater / 2)
     }
@@ -192,14 +178,15 @@ export class ConnCtx {
     if (this.eof) return
     this.eof = true
     if (error !== null && this.error === null) this.error = error
-    if (this.parser === NO_PARSER) return
+    const parse = this.reader.subject
+    if (parse === null) return
     let n: number
     try {
-      n = this.finalLook(this.parser) // (the reader still waits meanwhile, as it does during any parse)
+      n = this.finalLook(parse) // (the reader still waits meanwhile, as it does during any parse)
     } catch (e) {
-      return this.rejectReader(e as Error)
+      return this.reader.reject(e as Error)
     }
-    this.resolveReader(n)
+    this.reader.resolve(n)
   }
 
   /** Runs the parser on buffered bytes: consumed count, 0 to wait for more, -1 when over the bound. */
@@ -247,19 +234,19 @@ export class ConnCtx {
     return 0
   }
 
-  private wakeReader(): void {
+  private wakeReader(parse: DataParser): void {
     let n: number
     try {
-      n = this.parseBuffered(this.parser)
+      n = this.parseBuffered(parse)
     } catch (e) {
-      return this.rejectReader(e as Error)
+      return this.reader.reject(e as Error)
     }
-    if (n > 0) this.resolveReader(n)
-    else if (n < 0) this.rejectReader(this.tooLarge())
+    if (n > 0) this.reader.resolve(n)
+    else if (n < 0) this.reader.reject(this.tooLarge())
   }
 
   private failReader(e: Error): void {
-    this.rejectReader(e)
+    this.reader.reject(e)
     this.close()
   }
 
@@ -354,7 +341,7 @@ export class ConnCtx {
     this.closed = true
     this.writeClosed = true
     this.rx.clear()
-    if (this.parser !== NO_PARSER) this.resolveReader(0)
+    if (this.reader.subject !== null) this.reader.resolve(0)
     this.backend.close(this, false)
   }
 

@@ -59,12 +59,11 @@ export class UdpCtx {
   private head = 0
   private count = 0
   /**
-   * The one consumer waiting for a datagram (null: none): RECV_FROM, or
-   * recvBatch's callback, run as the datagram arrives; and its promise (a
-   * flood waits once per datagram).
+   * The one consumer waiting for a datagram (a flood waits once per datagram):
+   * its promise, for RECV_FROM or recvBatch's callback, which runs as the
+   * datagram arrives (waiter.subject; null when none waits).
    */
-  private waiting: BatchFn | null = null
-  private readonly waiter = new Waiter<unknown>()
+  private readonly waiter = new Waiter<unknown, BatchFn>()
   private closed = false
 
   constructor(
@@ -90,16 +89,16 @@ export class UdpCtx {
   /** Backend: a datagram arrived as bytes [start, end) of `source` (valid only during the call: kept datagrams are copied). */
   deliver(source: Uint8Array, start: number, end: number, peer: PeerAddress): void {
     this.counters[C.datagramsReceived]!++
-    const fn = this.waiting
+    const fn = this.waiter.subject
     if (fn !== null && this.count === 0) {
       const data = source.slice(start, end)
-      if (fn === RECV_FROM) return this.endWait([data, peer])
+      if (fn === RECV_FROM) return this.waiter.resolve([data, peer])
       try {
         fn(data, peer) // (the consumer still waits meanwhile: a recvFrom from inside fn is refused)
       } catch (e) {
-        return this.failWait(e as Error)
+        return this.waiter.reject(e as Error)
       }
-      return this.endWait(1)
+      return this.waiter.resolve(1)
     }
     if (this.count === this.capacity) {
       this.counters[C.datagramsDropped]!++
@@ -142,20 +141,9 @@ export class UdpCtx {
   }
 
   private wait<T>(what: string, fn: BatchFn): Promise<T> {
-    if (this.waiting !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
+    if (this.waiter.subject !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
     if (this.closed) return Promise.reject(new Error(`UdpCtx.${what}: the socket is closed`))
-    this.waiting = fn
-    return this.waiter.wait() as Promise<T>
-  }
-
-  private endWait(value: unknown): void {
-    this.waiting = null
-    this.waiter.resolve(value)
-  }
-
-  private failWait(e: Error): void {
-    this.waiting = null
-    this.waiter.reject(e)
+    return this.waiter.wait(fn) as Promise<T>
   }
 
   private shift(): [Uint8Array, PeerAddress] {
@@ -191,7 +179,7 @@ export class UdpCtx {
   /** Backend: the socket closed; a waiting recvFrom rejects. */
   shutdown(): void {
     this.closed = true
-    if (this.waiting === null) return
-    this.failWait(new Error(`UdpCtx.${this.waiting === RECV_FROM ? "recvFrom" : "recvBatch"}: the socket is closed`))
+    const fn = this.waiter.subject
+    if (fn !== null) this.waiter.reject(new Error(`UdpCtx.${fn === RECV_FROM ? "recvFrom" : "recvBatch"}: the socket is closed`))
   }
 }

@@ -1,5 +1,6 @@
 // Waiter: the one pending promise of a long-lived owner (a connection's
-// withData, a UDP socket's recvFrom/recvBatch), made again for every wait.
+// withData, a UDP socket's recvFrom/recvBatch), made again for every wait,
+// with what the wait is for (the parser, the batch callback).
 // Owners wait once per read or datagram, so the promise's resolving functions
 // are filed on the Waiter by one executor shared by every wait, instead of a
 // waiter object and closures per wait.
@@ -8,15 +9,18 @@ const NO_RESOLVE = (_v: unknown) => {}
 const NO_REJECT = (_e: Error) => {}
 
 /** The Waiter whose wait() is creating its promise (see Waiter.file). */
-let filing: Waiter<unknown> | null = null
+let filing: Waiter<unknown, unknown> | null = null
 
-export class Waiter<T> {
+export class Waiter<T, S> {
+  /** What the pending wait is for; null while nothing waits. */
+  subject: S | null = null
   private resolveFn: (v: T) => void = NO_RESOLVE
   private rejectFn: (e: Error) => void = NO_REJECT
 
-  /** A promise that resolve() or reject() settles. The owner keeps one wait at a time. */
-  wait(): Promise<T> {
-    filing = this as Waiter<unknown>
+  /** A promise that resolve() or reject() settles. One wait at a time: the owner checks `subject` first. */
+  wait(subject: S): Promise<T> {
+    this.subject = subject
+    filing = this as Waiter<unknown, unknown>
     return new Promise<T>(Waiter.file)
   }
 
@@ -33,12 +37,13 @@ export class Waiter<T> {
   }
 
   private clear(): void {
+    this.subject = null
     this.resolveFn = NO_RESOLVE
     this.rejectFn = NO_REJECT
   }
 
   private static file<T>(resolve: (v: T) => void, reject: (e: Error) => void): void {
-    const w = filing as unknown as Waiter<T>
+    const w = filing as unknown as Waiter<T, unknown>
     w.resolveFn = resolve
     w.rejectFn = reject
     filing = null
