@@ -3,6 +3,8 @@
 // Prints "ready <tcp> <udp>"; stops gracefully on SIGTERM/SIGINT.
 // RINGLINE_BENCH_CONFIG: JSON of Config fields to override ({"sendHighWater": 1048576});
 // RINGLINE_BENCH_METRICS=1: print the counters on stderr when stopped.
+// RINGLINE_BENCH_INLINE=1: run the worker on the main thread (the handler class
+// launched inline), so `bun --cpu-prof-md` samples it.
 import { Config, RinglineBuilder, type UdpCtx } from "../../src/index"
 import Echo from "../../examples/tcp_echo"
 
@@ -31,7 +33,7 @@ if (import.meta.main) {
   cfg.worker.pinToCore = false // the harness pins the whole process with taskset
   cfg.quiet = true
   Object.assign(cfg, JSON.parse(process.env.RINGLINE_BENCH_CONFIG ?? "{}"))
-  const server = await new RinglineBuilder(cfg).bind("127.0.0.1:0").bindUdp("127.0.0.1:0").launch(new URL(import.meta.url))
+  const server = await new RinglineBuilder(cfg).bind("127.0.0.1:0").bindUdp("127.0.0.1:0").launch(process.env.RINGLINE_BENCH_INLINE === "1" ? BenchEcho : new URL(import.meta.url))
   const stopped = server.waitOnSignal() // the signal handler goes in before the line below: a Ctrl-C right after it still stops gracefully
   console.log(`ready ${server.tcpAddr} ${server.udpAddr} ${server.backend}`)
   await stopped

@@ -1,0 +1,63 @@
+// Costs of single JavaScript operations on the hot path, as the comments in
+// src/ and bench/README.md quote them (ns per operation, the best of 8 rounds;
+// a shared VM moves them by ±30 %):
+//
+//   bun bench/micro.ts
+//
+// Not part of `bun test`: it times, it asserts nothing.
+import { drainMicrotasks } from "bun:jsc"
+
+const ROUNDS = 8
+
+/** ns per call of `body`, the best of ROUNDS rounds of n calls. */
+function time(name: string, n: number, body: (i: number) => void): void {
+  let best = Infinity
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = performance.now()
+    for (let i = 0; i < n; i++) body(i)
+    best = Math.min(best, ((performance.now() - t0) * 1e6) / n)
+  }
+  console.log(`${name.padEnd(58)} ${best.toFixed(1)} ns`)
+}
+
+const slab = new Uint8Array(256 * 4096)
+const views = Array.from({ length: 256 }, (_, i) => slab.subarray(i * 4096, i * 4096 + 64))
+let sink = 0
+
+time("a receive view: subarray of the provided buffers", 1e6, (i) => {
+  sink += slab.subarray((i & 255) * 4096, (i & 255) * 4096 + 64).length
+})
+time("the view made once, looked up again", 1e6, (i) => {
+  sink += views[i & 255]!.length
+})
+time(".buffer of a view (bufferOf before the identity check)", 1e6, (i) => {
+  sink += views[i & 255]!.buffer === slab.buffer ? 1 : 0
+})
+
+const a: number[] = [], b: number[] = [], c: number[] = []
+time("three segment lists: push, then truncate (length = 0)", 1e6, () => {
+  a.push(1), b.push(2), c.push(3)
+  a.length = b.length = c.length = 0
+})
+let end = 0
+time("three segment lists: write at an end index, reset it", 1e6, () => {
+  a[end] = 1
+  b[end] = 2
+  c[end++] = 3
+  end = 0
+})
+
+// withData's cycle: a pending promise made, awaited by a coroutine, resolved, the coroutine resumed.
+let resolveRead: (n: number) => void = () => {}
+const fileResolve = (resolve: (n: number) => void) => void (resolveRead = resolve)
+void (async () => {
+  for (;;) sink += await new Promise<number>(fileResolve)
+})()
+drainMicrotasks()
+time("a promise made, awaited, resolved, its coroutine resumed", 2e5, () => {
+  resolveRead(1)
+  drainMicrotasks()
+})
+time("drainMicrotasks with nothing queued", 2e5, () => drainMicrotasks())
+
+if (sink === -1) console.log(sink) // keeps the work observable
