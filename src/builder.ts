@@ -7,6 +7,7 @@ import { pathToFileURL } from "node:url"
 import { chooseBackend } from "./backend"
 import { Config, validateConfig, type BackendName } from "./config"
 import type { HandlerClass } from "./handler"
+import { checkHandlerClass } from "./handler_module"
 import { WorkerHost, type WorkerInit, type WorkerReady, type WorkerReport } from "./host"
 import { allocateCounters, renderOpenMetrics, snapshot, type MetricsSnapshot } from "./metrics"
 import type { FromWorker, ToWorker } from "./worker"
@@ -153,12 +154,13 @@ export class RinglineBuilder {
   async launch(handler: HandlerSpec, exportName?: string): Promise<Server> {
     const cfg = cloneConfig(this.config)
     validateConfig(cfg)
+    const inline = typeof handler === "function"
+    if (inline) checkHandlerClass(handler, `launch: ${(handler as { name?: string }).name || "the class given"}`)
     const decision = await chooseBackend(cfg.backend)
     if (!cfg.quiet && !backendNoticeShown) {
       backendNoticeShown = true
       console.error(`ringline: using the ${decision.backend} backend (${decision.reason})`)
     }
-    const inline = typeof handler === "function"
     const threads = inline ? 1 : cfg.worker.threads || availableParallelism()
     const counters = allocateCounters(threads)
     const start = (id: number, tcp: string[], udp: string[]): Promise<[WorkerLink, WorkerReady]> => {

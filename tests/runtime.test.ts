@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
 import net from "node:net"
-import { RinglineBuilder, requestShutdown, sleep, sleepUntil, spawn, type AsyncEventHandler, type Config, type HandlerSpec, type Server } from "../src/index"
+import { connect, ParseResult, RinglineBuilder, requestShutdown, type ConnCtx, sleep, sleepUntil, spawn, type AsyncEventHandler, type Config, type HandlerSpec, type Server } from "../src/index"
 import { testConfig } from "./helpers"
 
 const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
@@ -173,6 +173,41 @@ describe("outbound connections", () => {
     // The connect resolves at the handshake, possibly before the target has run its accept callback.
     for (let i = 0; i < 100 && (target.connections() === 0 || target.open() > 0); i++) await Bun.sleep(10)
     expect(target.connections()).toBe(1)
+    expect(target.open()).toBe(0)
+  })
+
+  test("a connect begun while the worker shuts down is refused or ends with the worker; shutdown does not hang", async () => {
+    // The deadline closes the held connection; its onClose connects while the worker tears down.
+    const target = await echoTarget()
+    const outcomes: string[] = []
+    class ConnectsOnClose implements AsyncEventHandler {
+      static createForWorker(): ConnectsOnClose {
+        return new ConnectsOnClose()
+      }
+      async onAccept(conn: ConnCtx): Promise<void> {
+        while ((await conn.withData((d) => ParseResult.consumed(d.length))) > 0);
+      }
+      onClose(): void {
+        connect(target.addr).then(
+          async (c) => {
+            outcomes.push("connected")
+            outcomes.push(`read:${await c.withData((d) => ParseResult.consumed(d.length))}`)
+          },
+          (e: { code?: string }) => outcomes.push(`refused:${e.code}`),
+        )
+      }
+    }
+    const server = await launch(ConnectsOnClose, (c) => (c.shutdownTimeoutMs = 50))
+    const held = dial(server.tcpAddr!)
+    cleanups.push(() => held.destroy())
+    await new Promise((r) => held.once("connect", r))
+    await Bun.sleep(50)
+    const joined = await Promise.race([server.stop().then(() => "stopped"), Bun.sleep(5000).then(() => "hung")])
+    expect(joined).toBe("stopped")
+    for (let i = 0; i < 50 && outcomes.length === 0; i++) await Bun.sleep(10)
+    await Bun.sleep(50) // a connection made after all must end with the worker: its read resolves 0
+    expect(["refused:ECANCELED", "connected,read:0"]).toContain(outcomes.join(","))
+    for (let i = 0; i < 50 && target.open() > 0; i++) await Bun.sleep(10)
     expect(target.open()).toBe(0)
   })
 

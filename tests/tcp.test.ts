@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import net from "node:net"
 import { readdirSync } from "node:fs"
 import { randomBytes } from "node:crypto"
-import { Config, ConfigError, RinglineBuilder, type Server } from "../src/index"
+import { Config, ConfigError, RinglineBuilder, type HandlerClass, type Server } from "../src/index"
 import { RecvBuffer } from "../src/recv"
 import { backendUnderTest, Client, echoOnce, fixture, launch, pattern, testConfig } from "./helpers"
 
@@ -408,6 +408,16 @@ describe("launch", () => {
   test("a bad bind address names the address", async () => {
     const attempt = new RinglineBuilder(testConfig()).bind("256.0.0.1:80").launch(fixture("echo"))
     await expect(attempt).rejects.toThrow(/256\.0\.0\.1:80/)
+  })
+
+  test("a handler class without createForWorker, or a module export that is none, is named in the error", async () => {
+    class NoFactory {
+      async onAccept(): Promise<void> {}
+    }
+    const inline = new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(NoFactory as unknown as HandlerClass)
+    await expect(inline).rejects.toThrow(/launch: NoFactory is not a handler class with a static createForWorker/)
+    const exported = new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("echo"), "noSuchExport")
+    await expect(exported).rejects.toThrow(/export "noSuchExport" is not a handler class/)
   })
 })
 

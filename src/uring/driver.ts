@@ -108,6 +108,8 @@ export class UringDriver implements Driver, ConnBackend {
   private readonly bufferRefs: Int32Array
   private heldBuffers = 0
   private readonly holdBudget: number
+  /** destroy() has begun: no new connects (one begun now would outlive the teardown's closes). */
+  private destroying = false
   private destroyed = false
   private readonly cfg: Config
   private readonly counters: Float64Array
@@ -472,7 +474,7 @@ export class UringDriver implements Driver, ConnBackend {
   connect(addr: string, options: ConnectOptions): Promise<ConnCtx> {
     const { timeoutMs = 0, signal } = options
     if (signal?.aborted) return Promise.reject(abortError(signal, `connect ${addr}`))
-    if (this.destroyed) return Promise.reject(new ConnectError("ECANCELED", addr, `connect ${addr}: the worker has shut down`))
+    if (this.destroying) return Promise.reject(new ConnectError("ECANCELED", addr, `connect ${addr}: the worker has shut down`))
     const sym = this.ring.sym
     let sa: Uint8Array
     try {
@@ -845,6 +847,7 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   async destroy(): Promise<void> {
+    this.destroying = true
     for (const [slot, p] of [...this.connecting]) {
       this.connecting.delete(slot)
       clearTimeout(p.timer)
