@@ -6,6 +6,9 @@
 //
 // Not part of `bun test`: it times, it asserts nothing.
 import { drainMicrotasks } from "bun:jsc"
+import { ConnCtx, ParseResult, type ConnBackend } from "../src/conn"
+import { SendPool } from "../src/send"
+import { startTask } from "../src/tasks"
 
 const ROUNDS = 8
 
@@ -74,5 +77,38 @@ time("the same cycle through Promise.withResolvers()", 2e5, () => {
   drainMicrotasks()
 })
 time("drainMicrotasks with nothing queued", 2e5, () => drainMicrotasks())
+
+// A connection's JavaScript without its I/O (what the sequential storm runs per connection
+// above the driver): ConnCtx made, the handler started (in a task scope, as WorkerHost does,
+// or as a bare async call), one byte echoed into the send queue, end of stream, task settled.
+const pool = new SendPool(new Uint8Array(1 << 20), 0, 4096, 256, new Float64Array(64))
+const fakeBackend: ConnBackend = {
+  pool, lender: null, sendHighWater: 1 << 20, recvHighWater: 1 << 20, recvAccumulatorMax: 1 << 20,
+  transmit: () => {}, close: () => {}, shutdownWrite: () => {}, pauseRecv: () => {}, resumeRecv: () => {}, address: () => "",
+}
+const oneByte = new Uint8Array([7])
+async function echoHandler(conn: ConnCtx): Promise<void> {
+  const echo = (d: Uint8Array) => {
+    conn.sendNowait(d)
+    return ParseResult.consumed(d.length)
+  }
+  while ((await conn.withData(echo)) > 0);
+}
+const connectionLife = (inScope: boolean) => (i: number) => {
+  const conn = new ConnCtx(fakeBackend, i & 255, i, i)
+  if (inScope) {
+    const { task, scope } = startTask(() => echoHandler(conn))
+    void task.then(() => scope.closeLeftovers())
+  } else void echoHandler(conn)
+  drainMicrotasks()
+  conn.deliver(oneByte)
+  drainMicrotasks()
+  conn.failSends("ENOTCONN") // gives the send slot back, as the send's completion would
+  conn.deliverEof()
+  drainMicrotasks()
+}
+time("new ConnCtx (with its send queue and receive buffer)", 2e5, (i) => void new ConnCtx(fakeBackend, i & 255, i, i))
+time("a connection's life in JS: bare async handler", 1e5, connectionLife(false))
+time("a connection's life in JS: in a task scope (startTask)", 1e5, connectionLife(true))
 
 if (sink === -1) console.log(sink) // keeps the work observable
