@@ -99,5 +99,9 @@ export function spawn<T>(fn: (signal: AbortSignal) => Promise<T> | T): TaskHandl
  * its task leaves open is closed when the task ends.
  */
 export function connect(addr: string, options: ConnectOptions = {}): Promise<ConnCtx> {
-  return requireRuntime("connect").connect(addr, options)
+  try {
+    return requireRuntime("connect").connect(addr, options)
+  } catch (e) {
+    return Promise.reject(e) // outside a worker: rejected like every other failure, not thrown
+  }
 }

@@ -211,6 +211,11 @@ describe("outbound connections", () => {
     expect(target.open()).toBe(0)
   })
 
+  test("connect outside a worker rejects (it does not throw) and says where it must be called", async () => {
+    const attempt = connect("127.0.0.1:9")
+    await expect(attempt).rejects.toThrow(/connect\(\) must be called inside a ringline worker/)
+  })
+
   test("client-only mode: onStart echoes, then requestShutdown stops the worker", async () => {
     const target = await echoTarget()
     const server = await new RinglineBuilder(config()).handlerData({ target: target.addr }).launch(fixture("client_only"))
