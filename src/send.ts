@@ -7,12 +7,13 @@
 // has taken them.
 import { C } from "./metrics"
 import type { BufferLender } from "./recv"
+import { SlotWaiters } from "./waiter"
 
 /** Fixed-size slots over a slab; FIFO waiters for free slots. */
 export class SendPool {
   private readonly freeSlots: Int32Array
   private freeCount: number
-  private readonly waiters: Array<() => void> = []
+  private readonly waiters = new SlotWaiters()
 
   constructor(
     /** The whole slab; slot i lives at base + i × slotSize. */
@@ -52,17 +53,17 @@ export class SendPool {
 
   release(slot: number): void {
     this.freeSlots[this.freeCount++] = slot
-    if (this.waiters.length > 0) this.waiters.shift()!()
+    this.waiters.wakeOne()
   }
 
   /** Someone waits for a slot (a release would resume them). */
   get hasWaiters(): boolean {
-    return this.waiters.length > 0
+    return this.waiters.any
   }
 
   /** Resolves when a slot has been freed (FIFO among waiters). */
   waitForSlot(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return this.waiters.wait()
   }
 }
 

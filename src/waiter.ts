@@ -1,3 +1,5 @@
+// The two ways handler code waits on a long-lived owner: Waiter (one pending
+// read at a time) and SlotWaiters (callers queued for a freed send slot).
 // Waiter: the one pending promise of a long-lived owner (a connection's
 // withData, a UDP socket's recvFrom/recvBatch), made again for every wait,
 // with what the wait is for (the parser, the batch callback).
@@ -47,5 +49,23 @@ export class Waiter<T, S> {
     w.resolveFn = resolve
     w.rejectFn = reject
     filing = null
+  }
+}
+
+/** FIFO of callers waiting for a freed slot (send pool, UDP send slots): a release wakes the oldest. */
+export class SlotWaiters {
+  private readonly queue: Array<() => void> = []
+
+  get any(): boolean {
+    return this.queue.length > 0
+  }
+
+  /** Resolves at the next wakeOne() that reaches this caller. */
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.queue.push(resolve))
+  }
+
+  wakeOne(): void {
+    if (this.queue.length > 0) this.queue.shift()!()
   }
 }

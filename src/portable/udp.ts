@@ -22,11 +22,12 @@ import type { Config } from "../config"
 import { UdpSendError } from "../errors"
 import { C } from "../metrics"
 import { formatPeer, UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
+import { SlotWaiters } from "../waiter"
 
 /** The worker's UDP send slots, shared by its sockets (as on io_uring). */
 export class UdpSendSlots {
   private free: number
-  private readonly waiters: Array<() => void> = []
+  private readonly waiters = new SlotWaiters()
 
   constructor(readonly count: number) {
     this.free = count
@@ -40,12 +41,11 @@ export class UdpSendSlots {
 
   release(): void {
     this.free++
-    if (this.waiters.length > 0) this.waiters.shift()!()
+    this.waiters.wakeOne()
   }
 
   ready(): Promise<void> {
-    if (this.free > 0) return Promise.resolve()
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return this.free > 0 ? Promise.resolve() : this.waiters.wait()
   }
 }
 

@@ -7,6 +7,7 @@ import { C } from "../metrics"
 import { Errno, NativeError } from "../native/errno"
 import { CQE_F_MORE, MSG, Opcode, RECVMSG } from "../native/layout"
 import { formatPeer, UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
+import { SlotWaiters } from "../waiter"
 import type { BufferRing, Ring } from "./ring"
 import { Kind } from "./kinds"
 import { decodeSockaddr, encodeSockaddr } from "./sockaddr"
@@ -17,7 +18,7 @@ const REARM_AFTER_ERROR_MS = 10
 /** The worker's UDP send slots: slab bytes after the TCP pool, msg descriptors after the connections'. */
 export class UdpSendSlots {
   private readonly free: number[] = []
-  private readonly waiters: Array<() => void> = []
+  private readonly waiters = new SlotWaiters()
 
   constructor(
     readonly count: number,
@@ -34,16 +35,15 @@ export class UdpSendSlots {
 
   release(slot: number): void {
     this.free.push(slot)
-    if (this.waiters.length > 0) this.waiters.shift()!()
+    this.waiters.wakeOne()
   }
 
   get hasWaiters(): boolean {
-    return this.waiters.length > 0
+    return this.waiters.any
   }
 
   ready(): Promise<void> {
-    if (this.free.length > 0) return Promise.resolve()
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return this.free.length > 0 ? Promise.resolve() : this.waiters.wait()
   }
 }
 
