@@ -45,7 +45,6 @@ export interface ConnBackend {
   address(conn: ConnCtx, peer: boolean): string
 }
 
-
 export class ConnCtx {
   /** Unique per worker. */
   readonly id: number

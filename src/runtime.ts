@@ -26,8 +26,12 @@ export function threadRuntime(): ThreadRuntime | null {
 }
 
 function requireRuntime(what: string): ThreadRuntime {
-  if (current === null) throw new Error(`${what}() must be called inside a ringline worker (a handler or a task it spawned)`)
+  if (current === null) throw outsideWorker(what)
   return current
+}
+
+function outsideWorker(what: string): Error {
+  return new Error(`${what}() must be called inside a ringline worker (a handler or a task it spawned)`)
 }
 
 /** Resolves after `ms` (on the ring's timers in an io_uring worker); rejects with the signal's reason on abort. */
@@ -99,9 +103,6 @@ export function spawn<T>(fn: (signal: AbortSignal) => Promise<T> | T): TaskHandl
  * its task leaves open is closed when the task ends.
  */
 export function connect(addr: string, options: ConnectOptions = {}): Promise<ConnCtx> {
-  try {
-    return requireRuntime("connect").connect(addr, options)
-  } catch (e) {
-    return Promise.reject(e) // outside a worker: rejected like every other failure, not thrown
-  }
+  // Outside a worker it rejects like every other failure of connect, rather than throwing.
+  return current === null ? Promise.reject(outsideWorker("connect")) : current.connect(addr, options)
 }
