@@ -87,6 +87,7 @@ export class RecvBuffer {
 
   /** Drops the first n unread bytes (n <= front().length). */
   consume(n: number): void {
+    if (n === 0) return // (also with nothing buffered, where there is no front segment)
     this.size -= n
     const seg = this.segs[this.head]!
     const isOpenAcc = this.accOpen && this.head === this.end - 1
