@@ -91,6 +91,8 @@ try {
         .filter((l) => /^\s+[\d.]+%/.test(l))
     console.log(`where the CPU goes (sampled run, ${sampled.ops} ops; share of the server's samples):`)
     for (const l of report("dso").slice(0, 6)) console.log(`  ${l.trim().replace(/\[JIT\] tid \d+/, "JIT-compiled JavaScript")}`)
+    // By thread: the worker against JSC's compiler and GC threads (a compiler still busy means the warm-up was short).
+    console.log(`  by thread: ${report("comm").slice(0, 4).map((l) => l.trim().replace(/\s+/, " ")).join(", ")}`)
     const bySymbol = report("dso,sym")
     console.log("  hottest JavaScript and native functions outside the kernel:")
     for (const l of bySymbol.filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim()}`)
