@@ -50,32 +50,31 @@ time("three segment lists: write at an end index, reset it", 1e6, () => {
   end = 0
 })
 
-// withData's cycle: a pending promise made, awaited by a coroutine, resolved, the coroutine resumed.
-let resolveRead: (n: number) => void = () => {}
-const fileResolve = (resolve: (n: number) => void) => void (resolveRead = resolve)
-void (async () => {
-  for (;;) sink += await new Promise<number>(fileResolve)
-})()
-drainMicrotasks()
-time("a promise made, awaited, resolved, its coroutine resumed", 2e5, () => {
-  resolveRead(1)
+// withData's cycle: a pending promise made, awaited by a coroutine, resolved, the coroutine
+// resumed. `pending` makes the promise; `resolver` is its resolve function.
+function promiseCycle(name: string, pending: () => Promise<number>, resolver: () => (n: number) => void): void {
+  void (async () => {
+    for (;;) sink += await pending()
+  })()
   drainMicrotasks()
-})
-// The same cycle with the resolving functions taken from Promise.withResolvers() instead of a
-// shared executor (src/waiter.ts keeps the executor: this one is slower).
-let resolveWith: (n: number) => void = () => {}
-void (async () => {
-  for (;;) {
+  time(name, 2e5, () => {
+    resolver()(1)
+    drainMicrotasks()
+  })
+}
+// The shared executor src/waiter.ts uses, and Promise.withResolvers() (slower: not used).
+let resolveLast: (n: number) => void = () => {}
+const file = (resolve: (n: number) => void) => void (resolveLast = resolve)
+promiseCycle("a promise made, awaited, resolved, its coroutine resumed", () => new Promise<number>(file), () => resolveLast)
+promiseCycle(
+  "the same cycle through Promise.withResolvers()",
+  () => {
     const { promise, resolve } = Promise.withResolvers<number>()
-    resolveWith = resolve
-    sink += await promise
-  }
-})()
-drainMicrotasks()
-time("the same cycle through Promise.withResolvers()", 2e5, () => {
-  resolveWith(1)
-  drainMicrotasks()
-})
+    resolveLast = resolve
+    return promise
+  },
+  () => resolveLast,
+)
 time("drainMicrotasks with nothing queued", 2e5, () => drainMicrotasks())
 
 // A connection's JavaScript without its I/O (what the sequential storm runs per connection
