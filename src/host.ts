@@ -53,9 +53,10 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   readonly pinCpu: number | null
   driver!: Driver
   private handler!: AsyncEventHandler
-  /** Tasks shutdown waits for (connections, onStart); UDP readers loop forever, so they are apart. */
-  private readonly tasks = new Set<Promise<void>>()
-  private readonly udpTasks = new Set<Promise<void>>()
+  /** Running tasks: those shutdown waits for (connections, onStart), and UDP readers (they loop forever, so apart). */
+  private readonly liveTasks = { handler: 0, udp: 0 }
+  /** Ends shutdown's last wait once no task of either kind is running. */
+  private allTasksSettled: (() => void) | null = null
   private readonly standalone: TaskTable
   private idleSweep: ReturnType<typeof setInterval> | null = null
   private stopping = false
@@ -86,7 +87,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
       for (const addr of this.init.udp) udp.push(await this.driver.bindUdp(addr))
       this.driver.start()
       if (this.config.idleTimeoutMs > 0) this.idleSweep = setInterval(() => this.sweepIdle(), Math.max(1, this.config.idleTimeoutMs / 2))
-      if (this.handler.onStart) this.track(() => this.handler.onStart!(), () => "onStart")
+      if (this.handler.onStart) this.track(() => this.handler.onStart!(), () => "onStart", "handler")
       return { tcp, udp }
     } catch (e) {
       setThreadRuntime(null)
@@ -95,31 +96,26 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     }
   }
 
-  /**
-   * Runs a task, counts it for shutdown, and reports (once) if it fails; then
-   * `after`. One reaction on the task's promise: at connection rates a chain
-   * of then/finally per task is a measurable part of a connection's cost.
-   */
-  private track(fn: () => unknown, what: () => string, set = this.tasks, after?: () => void): void {
-    const { task, scope } = startTask(fn)
+  /** Runs a task, counts it for shutdown, and reports (once) if it fails; then `after`. */
+  private track(fn: () => unknown, what: () => string, kind: "handler" | "udp", after?: () => void): void {
+    this.liveTasks[kind]++
     const settled = () => {
-      scope.closeLeftovers()
-      set.delete(p)
+      this.liveTasks[kind]--
       after?.()
+      if (this.liveTasks.handler + this.liveTasks.udp === 0) this.allTasksSettled?.()
     }
-    const p: Promise<void> = task.then(settled, (e: unknown) => {
-      if (!(this.stopping && set === this.udpTasks)) {
+    startTask(fn, settled, (e: unknown) => {
+      if (!(this.stopping && kind === "udp")) {
         // (UDP sockets close under their readers at shutdown: not a failure.)
         this.counters[C.handlerErrors]!++
         console.error(`ringline: worker ${this.workerId}: ${what()} failed:`, e)
       }
       settled()
     })
-    set.add(p)
   }
 
   onConnection(conn: ConnCtx): void {
-    this.track(() => this.handler.onAccept(conn), () => `handler for connection ${conn.id}`, this.tasks, () => conn.close())
+    this.track(() => this.handler.onAccept(conn), () => `handler for connection ${conn.id}`, "handler", () => conn.close())
   }
 
   /** Closes connections without traffic for Config.idleTimeoutMs (swept every half period, so 1–1.5 periods). */
@@ -150,7 +146,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   }
 
   onUdpSocket(udp: UdpCtx): void {
-    if (this.handler.onUdpBind) this.track(() => this.handler.onUdpBind!(udp), () => `UDP handler on ${udp.localAddr}`, this.udpTasks)
+    if (this.handler.onUdpBind) this.track(() => this.handler.onUdpBind!(udp), () => `UDP handler on ${udp.localAddr}`, "udp")
   }
 
   onTick(): void {
@@ -191,7 +187,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     const deadline = Date.now() + this.config.shutdownTimeoutMs
     // Connection handlers finish when their peers close; UDP readers never do, so they don't hold shutdown.
     // Handlers finish, and what they queued drains, until the deadline.
-    const busy = () => this.tasks.size > 0 || this.standalone.size > 0 || driver.liveConnections().some((c) => c.sendQueue.queuedBytes > 0)
+    const busy = () => this.liveTasks.handler > 0 || this.standalone.size > 0 || driver.liveConnections().some((c) => c.sendQueue.queuedBytes > 0)
     while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
     if (this.standalone.size > 0) this.standalone.abortAll(new Error("worker shutdown deadline passed"))
     let abortedConnections = 0
@@ -206,7 +202,12 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     }
     await driver.destroy()
     for (const u of driver.udpSockets()) u.shutdown()
-    await Promise.race([Promise.allSettled([...this.tasks, ...this.udpTasks]), new Promise((r) => setTimeout(r, 100))])
+    if (this.liveTasks.handler + this.liveTasks.udp > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100)
+        this.allTasksSettled = () => (clearTimeout(timer), resolve())
+      })
+    }
     setThreadRuntime(null)
     return { workerId: this.workerId, abortedConnections, unsentBytes }
   }

@@ -29,19 +29,38 @@ const scopes = new AsyncLocalStorage<TaskScope>()
 
 /**
  * Starts fn as a task in a fresh scope, after the caller's turn (as a
- * microtask). The caller must call scope.closeLeftovers() once the returned
- * promise settles; startTask adds no reaction of its own, so a task that is
- * one per connection costs one promise reaction, not a chain.
+ * microtask). Once it settles, the connections it left open close, then
+ * onDone or onFailed runs. The only promise hop is one reaction on fn's own
+ * promise: at connection rates every hop counts (a `Promise.resolve().then(fn)`
+ * start, which adopts fn's promise, cost two more microtasks and three promises,
+ * ~0.7 µs per connection in the sequential storm).
  */
-export function startTask<T>(fn: () => Promise<T> | T): { task: Promise<T>; scope: TaskScope } {
+export function startTask<T>(fn: () => Promise<T> | T, onDone: (value: T) => void, onFailed: (e: unknown) => void): void {
   const scope = new TaskScope()
-  return { task: scopes.run(scope, () => Promise.resolve().then(fn)), scope }
+  const done = (value: T) => {
+    scope.closeLeftovers()
+    onDone(value)
+  }
+  const failed = (e: unknown) => {
+    scope.closeLeftovers()
+    onFailed(e)
+  }
+  queueMicrotask(() =>
+    scopes.run(scope, () => {
+      let result: Promise<T> | T
+      try {
+        result = fn()
+      } catch (e) {
+        return failed(e)
+      }
+      void Promise.resolve(result).then(done, failed) // a native promise is used as it is
+    }),
+  )
 }
 
-/** Runs fn as a task in a fresh scope; leftovers close when its promise settles. */
+/** Runs fn as a task in a fresh scope; settles as it does, after its leftovers are closed. */
 export function runTask<T>(fn: () => Promise<T> | T): Promise<T> {
-  const { task, scope } = startTask(fn)
-  return task.finally(() => scope.closeLeftovers())
+  return new Promise<T>((resolve, reject) => startTask(fn, resolve, reject))
 }
 
 /** Records an outbound connection against the task that opened it. */
