@@ -5,16 +5,20 @@
  * no io_uring_setup_buf_ring), DEFER_TASKRUN|SINGLE_ISSUER, one send in flight
  * per connection with the rest queued behind it. Prints "ready <tcp> <udp>".
  *
- *   echo_uring --tcp 127.0.0.1:0 --udp 127.0.0.1:0 [--wait-timeout-us N]
+ *   echo_uring --tcp 127.0.0.1:0 --udp 127.0.0.1:0 [--wait-timeout-us N] [--busy-ns N]
  *
  * --wait-timeout-us bounds every wait with a kernel timeout, as a runtime that
  * must return to its own event loop would: the bench row "C io_uring, timed
  * waits" measures what arming that timer per wait costs.
+ * --busy-ns spins N ns of user time per completion: what a given amount of
+ * user-space work per operation costs in CPU per op, kernel time included
+ * (bench/pair.ts against the server "C io_uring, 2 µs busy per completion").
  */
 #include "echo_common.h"
 
 #include <liburing.h>
 #include <sys/mman.h>
+#include <time.h>
 
 enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_UDP_RECV, OP_UDP_SEND };
 #define TCP_BGID 0
@@ -119,11 +123,21 @@ static void udp_echo(int ufd, int bid, int res) {
   io_uring_prep_sendmsg(sqe_for(OP_UDP_SEND, (uint32_t)(s - slots)), ufd, &s->msg, 0);
 }
 
+/* Spins for ns nanoseconds of (user) time. */
+static void busy_wait(long ns) {
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do clock_gettime(CLOCK_MONOTONIC, &now);
+  while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < ns);
+}
+
 int main(int argc, char **argv) {
   int tfd = -1, ufd = -1;
-  long wait_timeout_us = 0;
-  for (int i = 1; i + 1 < argc; i += 2)
+  long wait_timeout_us = 0, busy_ns = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--wait-timeout-us")) wait_timeout_us = atol(argv[i + 1]);
+    if (!strcmp(argv[i], "--busy-ns")) busy_ns = atol(argv[i + 1]);
+  }
   struct __kernel_timespec wait_bound = {.tv_sec = wait_timeout_us / 1000000, .tv_nsec = wait_timeout_us % 1000000 * 1000};
   struct io_uring_params p = {.flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQSIZE, .cq_entries = 8192};
   if (io_uring_queue_init_params(2048, &ring, &p) < 0) return 1;
@@ -140,6 +154,7 @@ int main(int argc, char **argv) {
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&ring, head, cqe) {
       seen++;
+      if (busy_ns > 0) busy_wait(busy_ns);
       int op = (int)(cqe->user_data >> 32);
       int fd = (int)(uint32_t)cqe->user_data;
       int res = cqe->res;

@@ -25,6 +25,12 @@ export const ALL_SERVERS: ServerSpec[] = [
   { name: "node:net", cmd: ["node", `${root}bench/servers/node_echo.mjs`] },
 ]
 
+/** Servers only bench/pair.ts runs: calibrations, not columns of run.ts's tables. */
+export const PAIR_ONLY_SERVERS: ServerSpec[] = [
+  // The C server spending 2 µs of user time per completion: what user time per op costs in CPU per op.
+  { name: "C io_uring, 2 µs busy per completion", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--busy-ns", "2000"] },
+]
+
 export interface RowSpec {
   name: string
   args: (tcp: string, udp: string) => string[]

@@ -6,7 +6,7 @@
 //   bun bench/pair.ts "Bun.listen" "ringline io_uring" "firehose"
 //   bun bench/pair.ts "ringline io_uring@/path/to/other/checkout" "ringline io_uring" "TCP rr, 128"
 //
-// A server is a bench/harness.ts name, "@ROOT" runs it from another checkout
+// A server is a bench/harness.ts name (ALL_SERVERS or PAIR_ONLY_SERVERS), "@ROOT" runs it from another checkout
 // (its own bench/ and zig-out/). The row is a substring of a run.ts row name.
 // PAIR_REPS (default 10), PAIR_SECONDS (3, for the time-based rows),
 // PAIR_BYTES (the firehose's length; 64 MiB is ~70 ms, longer cells are steadier), and
@@ -15,7 +15,7 @@
 // for that server alone ('{"MIMALLOC_PURGE_DELAY":"-1"}'). RINGLINE_BENCH_METRICS=1
 // makes ringline servers print their counters (bytesSentWithoutCopy, ...) on
 // stderr when they stop.
-import { ALL_SERVERS, allRows, cpuSeconds, loadgen, processTimes, root, startServer, warmupArgs, type ServerSpec } from "./harness"
+import { ALL_SERVERS, PAIR_ONLY_SERVERS, allRows, cpuSeconds, loadgen, processTimes, root, startServer, warmupArgs, type ServerSpec } from "./harness"
 
 const [nameA, nameB, rowName] = process.argv.slice(2)
 if (rowName === undefined) throw new Error('usage: bun bench/pair.ts "<server A>[@root]" "<server B>[@root]" "<row>"')
@@ -25,7 +25,7 @@ const reps = Number(process.env.PAIR_REPS ?? 10)
 
 function spec(arg: string, config: string | undefined, env: string | undefined): ServerSpec {
   const [name, otherRoot] = arg.split("@")
-  const base = ALL_SERVERS.find((s) => s.name === name)
+  const base = [...ALL_SERVERS, ...PAIR_ONLY_SERVERS].find((s) => s.name === name)
   if (base === undefined) throw new Error(`no server "${name}" in bench/harness.ts`)
   const cmd = otherRoot === undefined ? base.cmd : base.cmd.map((part) => part.replace(root, `${otherRoot.replace(/\/?$/, "/")}`))
   return { name: arg, cmd, env: { ...base.env, ...(config ? { RINGLINE_BENCH_CONFIG: config } : {}), ...JSON.parse(env ?? "{}") } }
