@@ -306,6 +306,29 @@ describe("tasks and hooks", () => {
     expect(await ask(server, "spawn-exhaust 4")).toBe("ok:TaskCapacityError:4")
   })
 
+  test("a spawned task's error, thrown at once or later, reaches join() and frees its slot", async () => {
+    const server = await launch(fixture("scenarios"), (c) => (c.standaloneTaskCapacity = 1))
+    expect(await ask(server, "spawn-throws")).toBe("ok:thrown at once:thrown later:slot free")
+  })
+
+  test("an onAccept that throws before returning its promise closes that connection; the worker lives", async () => {
+    class ThrowsAtOnce implements AsyncEventHandler {
+      static createForWorker(): ThrowsAtOnce {
+        return new ThrowsAtOnce()
+      }
+      onAccept(): Promise<void> {
+        throw new Error("thrown before any await")
+      }
+    }
+    const server = await launch(ThrowsAtOnce)
+    for (let i = 1; i <= 2; i++) {
+      const c = dial(server.tcpAddr!)
+      await new Promise((resolve) => c.once("close", resolve).once("end", resolve))
+      c.destroy()
+      expect(server.metrics().handlerErrors).toBe(i)
+    }
+  })
+
   test("an aborted task frees its slot", async () => {
     const server = await launch(fixture("scenarios"), (c) => (c.standaloneTaskCapacity = 3))
     expect(await ask(server, "spawn-abort 3")).toBe("ok:AbortError:joined")
