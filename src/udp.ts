@@ -27,6 +27,8 @@ export interface UdpBackend {
   /** Resolves when a send slot is free. */
   sendReady(): Promise<void>
   localAddr(udp: UdpCtx): string
+  /** Takes back a receive buffer deliver() was lent (token >= 0); backends that never lend have none. */
+  release?(token: number): void
 }
 
 /** "1.2.3.4:5" / "[::1]:5" → PeerAddress; throws UdpSendError InvalidInput. */
@@ -53,9 +55,12 @@ type BatchFn = (data: Uint8Array, peer: PeerAddress) => void
 const RECV_FROM: BatchFn = () => {}
 
 export class UdpCtx {
-  // Ring queue of received datagrams (copies) and their peers.
+  // Ring queue of received datagrams and their peers. A datagram is a copy (token -1) or,
+  // where the backend lends its receive buffers (io_uring), a view of one with its token,
+  // given back once the datagram has been handed over.
   private readonly data: Array<Uint8Array | undefined>
   private readonly peers: Array<PeerAddress | undefined>
+  private readonly tokens: Int32Array
   private head = 0
   private count = 0
   /**
@@ -75,6 +80,7 @@ export class UdpCtx {
   ) {
     this.data = new Array(capacity)
     this.peers = new Array(capacity)
+    this.tokens = new Int32Array(capacity).fill(-1)
   }
 
   get localAddr(): string {
@@ -86,28 +92,54 @@ export class UdpCtx {
     return this.count
   }
 
-  /** Backend: a datagram arrived as bytes [start, end) of `source` (valid only during the call: kept datagrams are copied). */
-  deliver(source: Uint8Array, start: number, end: number, peer: PeerAddress): void {
+  /**
+   * Backend: a datagram arrived. `data` is valid only during this call, unless
+   * `token` >= 0: then it is lent until release(token), which this calls
+   * exactly once, when the datagram has been handed over or dropped.
+   */
+  deliver(data: Uint8Array, peer: PeerAddress, token = -1): void {
     this.counters[C.datagramsReceived]!++
     const fn = this.waiter.subject
     if (fn !== null && this.count === 0) {
-      const data = source.slice(start, end)
-      if (fn === RECV_FROM) return this.waiter.resolve([data, peer])
+      if (fn === RECV_FROM) {
+        const copy = data.slice()
+        this.giveBack(token)
+        return this.waiter.resolve([copy, peer])
+      }
       try {
         fn(data, peer) // (the consumer still waits meanwhile: a recvFrom from inside fn is refused)
       } catch (e) {
         return this.waiter.reject(e as Error)
+      } finally {
+        this.giveBack(token)
       }
       return this.waiter.resolve(1)
     }
     if (this.count === this.capacity) {
       this.counters[C.datagramsDropped]!++
-      return
+      return this.giveBack(token)
     }
     const i = (this.head + this.count) % this.capacity
-    this.data[i] = source.slice(start, end)
+    this.data[i] = token >= 0 ? data : data.slice()
+    this.tokens[i] = token
     this.peers[i] = peer
     this.count++
+  }
+
+  /** Backend: the buffers it lent are going away; queued datagrams still in one are copied out. */
+  ownQueued(): void {
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head + k) % this.capacity
+      const token = this.tokens[i]!
+      if (token < 0) continue
+      this.data[i] = this.data[i]!.slice()
+      this.tokens[i] = -1
+      this.giveBack(token)
+    }
+  }
+
+  private giveBack(token: number): void {
+    if (token >= 0) this.backend.release!(token)
   }
 
   /** Backend: a datagram was discarded before delivery (truncated). */
@@ -117,22 +149,33 @@ export class UdpCtx {
 
   /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
   recvFrom(): Promise<[Uint8Array, PeerAddress]> {
-    if (this.count > 0) return Promise.resolve(this.shift())
-    return this.wait("recvFrom", RECV_FROM)
+    if (this.count === 0) return this.wait("recvFrom", RECV_FROM)
+    const token = this.tokens[this.head]!
+    const [d, p] = this.shift()
+    const owned = token >= 0 ? d.slice() : d
+    this.giveBack(token)
+    return Promise.resolve([owned, p])
   }
 
   /**
    * Calls fn for up to `max` queued datagrams, or, when none is queued, for the
    * next one as it arrives (from the backend's receive path: no promise hop in
-   * between); resolves to how many. A throw from fn rejects.
+   * between); resolves to how many. A throw from fn rejects. `data` is valid
+   * only during the call (on io_uring it is the receive buffer itself): copy
+   * it to keep it.
    */
   recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
     if (this.count === 0) return this.wait("recvBatch", fn)
     let n = 0
     try {
       for (; n < max && this.count > 0; n++) {
+        const token = this.tokens[this.head]!
         const [d, p] = this.shift()
-        fn(d, p)
+        try {
+          fn(d, p)
+        } finally {
+          this.giveBack(token)
+        }
       }
     } catch (e) {
       return Promise.reject(e)
@@ -152,6 +195,7 @@ export class UdpCtx {
     const p = this.peers[i]!
     this.data[i] = undefined
     this.peers[i] = undefined
+    this.tokens[i] = -1
     this.head = (i + 1) % this.capacity
     this.count--
     return [d, p]

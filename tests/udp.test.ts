@@ -238,6 +238,35 @@ describe("udp", () => {
     expect(text(await reply)).toBe("second:refused batch:3:b,c,d")
   })
 
+  test("datagrams queued while the handler is busy arrive intact and in order, more of them than half the receive buffers; recvFrom's copies stay valid after those buffers are reused", async () => {
+    // 200 datagrams queue while the handler sleeps: on io_uring, the first half of the buffer
+    // ring (64 of 128) waits in the buffers themselves, the rest as copies. recvFrom copies the
+    // first 100 out; 200 more datagrams then go through every buffer again.
+    const decoder = new TextDecoder()
+    const Holder = udpHandler(async (udp) => {
+      const [, peer] = await udp.recvFrom() // "start"
+      await sleep(150)
+      const kept: Uint8Array[] = []
+      for (let i = 0; i < 100; i++) kept.push((await udp.recvFrom())[0])
+      const viewed: string[] = []
+      while (viewed.length < 100) await udp.recvBatch(16, (d) => viewed.push(decoder.decode(d)))
+      udp.sendTo(peer, new TextEncoder().encode("refill"))
+      for (let refill = 0; refill < 200; ) refill += await udp.recvBatch(64, () => {})
+      udp.sendTo(peer, new TextEncoder().encode(`${kept.map((d) => decoder.decode(d)).join(",")}|${viewed.join(",")}`))
+    })
+    const server = await new RinglineBuilder(udpConfig((c) => (c.udpRecvBuffer = { ringSize: 128, bufferSize: 2048 }))).bindUdp("127.0.0.1:0").launch(Holder)
+    servers.push(server)
+    const c = await client()
+    c.send(server.udpAddr!, "start")
+    await Bun.sleep(20)
+    const sent = Array.from({ length: 200 }, (_, i) => `m${i}`)
+    for (const m of sent) c.send(server.udpAddr!, m)
+    expect(text(await c.recv(5000))).toBe("refill")
+    for (let i = 0; i < 200; i++) c.send(server.udpAddr!, `z${i}`)
+    expect(text(await c.recv(5000))).toBe(`${sent.slice(0, 100).join(",")}|${sent.slice(100).join(",")}`)
+    expect(server.metrics().datagramsDropped).toBe(0)
+  })
+
   test("recvBatch waiting for a datagram runs its callback on arrival; a throw from it rejects and the socket serves on", async () => {
     const Thrower = udpHandler(async (udp) => {
       for (;;) {

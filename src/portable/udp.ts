@@ -104,7 +104,7 @@ export class PortableUdp implements UdpBackend {
           u.lastArrival = now
           // Same rule as io_uring: a datagram beyond one receive buffer is dropped and counted.
           if (flags.truncated || data.length > max) u.ctx.dropped()
-          else u.ctx.deliver(data, 0, data.length, receivedPeer(address, port, flags.ipv6))
+          else u.ctx.deliver(data, receivedPeer(address, port, flags.ipv6))
           onEvent()
         },
         drain: () => {

@@ -10,7 +10,7 @@ import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
-import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
+import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, RECVMSG, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
 import { drainMicrotasks } from "bun:jsc"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
@@ -19,7 +19,7 @@ import { SendPool } from "../send"
 import { udpMaxDatagram, type UdpCtx } from "../udp"
 import { Kind } from "./kinds"
 import { BufferRing, Ring } from "./ring"
-import { UdpSendSlots, UringUdp } from "./udp"
+import { UdpRecvBuffers, UdpSendSlots, UringUdp } from "./udp"
 
 
 // Per-slot state bits.
@@ -114,7 +114,7 @@ export class UringDriver implements Driver, ConnBackend {
   private readonly cfg: Config
   private readonly counters: Float64Array
   private readonly recvRing: BufferRing
-  private udpRing: BufferRing | null = null
+  private udpBuffers: UdpRecvBuffers | null = null
   private readonly udpSlots: UdpSendSlots
 
   // Connection table, indexed by slot.
@@ -221,8 +221,8 @@ export class UringDriver implements Driver, ConnBackend {
     const sa = parseAddr(addr, sym)
     const fd = sym.ringline_socket_udp(sa, sa.length, SockFlag.REUSEPORT)
     if (fd < 0) throw new NativeError("bind udp", fd, addr)
-    this.udpRing ??= new BufferRing(this.ring, UDP_BGID, this.cfg.udpRecvBuffer.ringSize, this.cfg.udpRecvBuffer.bufferSize)
-    const udp = new UringUdp(this.ring, this.udps.length, fd, this.udpRing, this.udpSlots, this.cfg, this.counters, () => this.kick(), (f) => this.socketName(f, false))
+    this.udpBuffers ??= new UdpRecvBuffers(new BufferRing(this.ring, UDP_BGID, this.cfg.udpRecvBuffer.ringSize, this.cfg.udpRecvBuffer.bufferSize, -1, RECVMSG.headerBytes + RECVMSG.nameRoom))
+    const udp = new UringUdp(this.ring, this.udps.length, fd, this.udpBuffers, this.udpSlots, this.cfg, this.counters, () => this.kick(), (f) => this.socketName(f, false))
     this.udps.push(udp)
     const local = this.socketName(fd, false)
     this.host.onUdpSocket(udp.ctx)
@@ -276,8 +276,8 @@ export class UringDriver implements Driver, ConnBackend {
     // and UDP lends nothing, so the kernel has buffers again.
     this.recvRing.flush()
     this.rearmParked()
-    if (this.udpRing !== null) {
-      this.udpRing.flush()
+    if (this.udpBuffers !== null) {
+      this.udpBuffers.ring.flush()
       for (const u of this.udps) u.unpark()
     }
   }

@@ -150,6 +150,8 @@ export class BufferRing {
     readonly bufferSize: number,
     /** Where the buffers start in the ring's slab, or -1: memory of their own. */
     readonly slabOffset = -1,
+    /** Bytes at the start of each buffer that views skip (UDP: the recvmsg header and address). */
+    readonly viewOffset = 0,
   ) {
     const sym = ring.sym
     const where = slabOffset >= 0 ? slabOffset : BUF_OWN_MEMORY
@@ -160,11 +162,11 @@ export class BufferRing {
     this.base = this.bytes.byteOffset
   }
 
-  /** Buffer `bid`'s first `length` bytes (a view: valid until the buffer is given back and flushed). */
+  /** Buffer `bid`'s first `length` bytes after viewOffset (a view: valid until the buffer is given back and flushed). */
   view(bid: number, length: number): Uint8Array {
     const last = this.views[bid]
     if (last !== undefined && last.length === length) return last
-    const start = bid * this.bufferSize
+    const start = bid * this.bufferSize + this.viewOffset
     return (this.views[bid] = this.bytes.subarray(start, start + length))
   }
 

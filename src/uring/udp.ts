@@ -47,6 +47,34 @@ export class UdpSendSlots {
   }
 }
 
+/**
+ * The worker's UDP receive buffers, shared by its sockets. A datagram queued for
+ * a reader stays in its buffer (no copy) while fewer than half the buffers are
+ * lent out; beyond that it is copied, so the kernel always has buffers to
+ * receive into whoever is slow to read.
+ */
+export class UdpRecvBuffers {
+  private lent = 0
+  private readonly lendMax: number
+
+  constructor(readonly ring: BufferRing) {
+    this.lendMax = ring.entries >> 1
+  }
+
+  /** Takes a lending slot for one buffer, if there is one. */
+  lend(): boolean {
+    if (this.lent >= this.lendMax) return false
+    this.lent++
+    return true
+  }
+
+  /** A lent buffer came back from its reader. */
+  returned(bid: number): void {
+    this.lent--
+    this.ring.giveBack(bid)
+  }
+}
+
 export class UringUdp implements UdpBackend {
   readonly ctx: UdpCtx
   private armed = false
@@ -55,20 +83,22 @@ export class UringUdp implements UdpBackend {
   private local: string | null = null
   /** The whole UDP buffer ring as a DataView (recvmsg headers are read in place). */
   private readonly header: DataView
+  private readonly buffers: BufferRing
 
   constructor(
     private readonly ring: Ring,
     readonly index: number,
     readonly fd: number,
-    private readonly buffers: BufferRing,
+    private readonly recvBuffers: UdpRecvBuffers,
     private readonly slots: UdpSendSlots,
     cfg: Config,
     private readonly counters: Float64Array,
     private readonly kick: () => void,
     private readonly name: (fd: number) => string,
   ) {
+    this.buffers = recvBuffers.ring
     this.ctx = new UdpCtx(this, cfg.udpRecvQueueCapacity, counters, udpMaxDatagram(cfg.udpRecvBuffer.bufferSize))
-    this.header = new DataView(buffers.bytes.buffer, buffers.bytes.byteOffset, buffers.bytes.byteLength)
+    this.header = new DataView(this.buffers.bytes.buffer, this.buffers.bytes.byteOffset, this.buffers.bytes.byteLength)
     this.arm()
   }
 
@@ -83,7 +113,7 @@ export class UringUdp implements UdpBackend {
   onRecv(res: number, flags: number, bid: number): void {
     if (bid >= 0) {
       if (res >= RECVMSG.headerBytes + RECVMSG.nameRoom && this.open) this.deliver(bid, res)
-      this.buffers.giveBack(bid)
+      else this.buffers.giveBack(bid)
     }
     if (flags & CQE_F_MORE) return
     this.armed = false
@@ -97,8 +127,9 @@ export class UringUdp implements UdpBackend {
     else this.arm()
   }
 
-  /** The ring is going away: no more receives or sends on this socket. */
+  /** The ring is going away: no more receives or sends on this socket, and no datagram left in its memory. */
   close(): void {
+    this.ctx.ownQueued()
     this.open = false
   }
 
@@ -107,15 +138,28 @@ export class UringUdp implements UdpBackend {
     if (this.parked) this.arm()
   }
 
-  /** Buffer `bid` holds `len` bytes: recvmsg header, sender address, payload. Read in place through views made once. */
+  /**
+   * Buffer `bid` holds `len` bytes: recvmsg header, sender address, payload.
+   * Read in place; the payload goes to the reader as a view of the buffer,
+   * lent (given back when read) while the lending budget allows.
+   */
   private deliver(bid: number, len: number): void {
     const base = bid * this.buffers.bufferSize
     const payloadLen = this.header.getUint32(base + RECVMSG.payloadlen * 4, true)
     const msgFlags = this.header.getUint32(base + RECVMSG.flags * 4, true)
-    const start = RECVMSG.headerBytes + RECVMSG.nameRoom
-    if (msgFlags & MSG_TRUNC || start + payloadLen > len) return this.ctx.dropped()
+    if (msgFlags & MSG_TRUNC || this.buffers.viewOffset + payloadLen > len) {
+      this.buffers.giveBack(bid)
+      return this.ctx.dropped()
+    }
     const peer = decodeSockaddr(this.buffers.bytes, base + RECVMSG.headerBytes)
-    this.ctx.deliver(this.buffers.bytes, base + start, base + start + payloadLen, peer)
+    const payload = this.buffers.view(bid, payloadLen)
+    if (this.recvBuffers.lend()) return this.ctx.deliver(payload, peer, bid)
+    this.ctx.deliver(payload, peer) // over budget: copied if queued
+    this.buffers.giveBack(bid)
+  }
+
+  release(bid: number): void {
+    this.recvBuffers.returned(bid)
   }
 
   sendTo(_udp: UdpCtx, peer: PeerAddress, data: Uint8Array): void {
