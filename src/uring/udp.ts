@@ -1,6 +1,7 @@
 // UDP on the ring: multishot recvmsg into a dedicated provided-buffer ring,
-// datagrams copied out at once (so a slow reader never stalls the ring), and
-// sends from a fixed set of native slots as sendmsg with the peer address.
+// datagrams handed to their reader in those buffers (copied instead once half
+// of them wait in a queue, so a slow reader never stalls the ring), and sends
+// from a fixed set of native slots as sendmsg with the peer address.
 import type { Config } from "../config"
 import { UdpSendError } from "../errors"
 import { C } from "../metrics"
