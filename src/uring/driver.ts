@@ -10,7 +10,7 @@ import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
-import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, RECVMSG, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
+import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
 import { drainMicrotasks } from "bun:jsc"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
@@ -221,7 +221,7 @@ export class UringDriver implements Driver, ConnBackend {
     const sa = parseAddr(addr, sym)
     const fd = sym.ringline_socket_udp(sa, sa.length, SockFlag.REUSEPORT)
     if (fd < 0) throw new NativeError("bind udp", fd, addr)
-    this.udpBuffers ??= new UdpRecvBuffers(new BufferRing(this.ring, UDP_BGID, this.cfg.udpRecvBuffer.ringSize, this.cfg.udpRecvBuffer.bufferSize, -1, RECVMSG.headerBytes + RECVMSG.nameRoom))
+    this.udpBuffers ??= new UdpRecvBuffers(this.ring, UDP_BGID, this.cfg.udpRecvBuffer)
     const udp = new UringUdp(this.ring, this.udps.length, fd, this.udpBuffers, this.udpSlots, this.cfg, this.counters, () => this.kick(), (f) => this.socketName(f, false))
     this.udps.push(udp)
     const local = this.socketName(fd, false)

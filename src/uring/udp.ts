@@ -2,14 +2,14 @@
 // datagrams handed to their reader in those buffers (copied instead once half
 // of them wait in a queue, so a slow reader never stalls the ring), and sends
 // from a fixed set of native slots as sendmsg with the peer address.
-import type { Config } from "../config"
+import type { Config, RecvBufferConfig } from "../config"
 import { UdpSendError } from "../errors"
 import { C } from "../metrics"
 import { Errno, NativeError } from "../native/errno"
 import { CQE_F_MORE, MSG, Opcode, RECVMSG } from "../native/layout"
 import { formatPeer, UdpCtx, udpMaxDatagram, type PeerAddress, type UdpBackend } from "../udp"
 import { SlotWaiters } from "../waiter"
-import type { BufferRing, Ring } from "./ring"
+import { BufferRing, type Ring } from "./ring"
 import { Kind } from "./kinds"
 import { decodeSockaddr, encodeSockaddr } from "./sockaddr"
 
@@ -55,11 +55,14 @@ export class UdpSendSlots {
  * receive into whoever is slow to read.
  */
 export class UdpRecvBuffers {
+  /** Views of a buffer start at the payload, after the recvmsg header and the sender's address. */
+  readonly ring: BufferRing
   private lent = 0
   private readonly lendMax: number
 
-  constructor(readonly ring: BufferRing) {
-    this.lendMax = ring.entries >> 1
+  constructor(ring: Ring, bgid: number, cfg: RecvBufferConfig) {
+    this.ring = new BufferRing(ring, bgid, cfg.ringSize, cfg.bufferSize, -1, RECVMSG.headerBytes + RECVMSG.nameRoom)
+    this.lendMax = cfg.ringSize >> 1
   }
 
   /** Takes a lending slot for one buffer, if there is one. */
@@ -113,7 +116,7 @@ export class UringUdp implements UdpBackend {
 
   onRecv(res: number, flags: number, bid: number): void {
     if (bid >= 0) {
-      if (res >= RECVMSG.headerBytes + RECVMSG.nameRoom && this.open) this.deliver(bid, res)
+      if (res >= this.buffers.viewOffset && this.open) this.deliver(bid, res)
       else this.buffers.giveBack(bid)
     }
     if (flags & CQE_F_MORE) return
