@@ -41,6 +41,24 @@ time(".buffer of a view (bufferOf before the identity check)", 1e6, (i) => {
   sink += views[i & 255]!.buffer === slab.buffer ? 1 : 0
 })
 
+// A UDP datagram's steps (256 B, from one of 8 senders): its sender's sockaddr looked up,
+// the address and the payload copied into the send slot, the copy a queued datagram needed.
+const senders = Array.from({ length: 8 }, (_, i) => Object.freeze({ address: "127.0.0.1", port: 1000 + i, family: "IPv4" }))
+const sockaddrOf = new WeakMap(senders.map((p) => [p, new Uint8Array(16)]))
+const payload = new Uint8Array(256)
+time("the sender's sockaddr from a WeakMap", 1e6, (i) => {
+  sink += sockaddrOf.get(senders[i & 7]!)!.length
+})
+time("a 16-byte address copied (set) into a msg descriptor", 1e6, (i) => {
+  slab.set(sockaddrOf.get(senders[0]!)!, (i & 255) * 4096 + 128)
+})
+time("a 256-byte datagram copied (set) into a send slot", 1e6, (i) => {
+  slab.set(payload, (i & 255) * 4096)
+})
+time("a 256-byte datagram copied out (slice)", 1e6, (i) => {
+  sink += slab.slice((i & 255) * 4096, (i & 255) * 4096 + 256).length
+})
+
 const a: number[] = [], b: number[] = [], c: number[] = []
 time("three segment lists: push, then truncate (length = 0)", 1e6, () => {
   a.push(1), b.push(2), c.push(3)
