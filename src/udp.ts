@@ -150,11 +150,12 @@ export class UdpCtx {
   /** Resolves to the next datagram (a copy you own) and its sender. One consumer at a time. */
   recvFrom(): Promise<[Uint8Array, PeerAddress]> {
     if (this.count === 0) return this.wait("recvFrom", RECV_FROM)
-    const token = this.tokens[this.head]!
-    const [d, p] = this.shift()
+    const i = this.head
+    const d = this.data[i]!, peer = this.peers[i]!, token = this.tokens[i]!
+    this.dropHead()
     const owned = token >= 0 ? d.slice() : d
     this.giveBack(token)
-    return Promise.resolve([owned, p])
+    return Promise.resolve([owned, peer])
   }
 
   /**
@@ -169,10 +170,11 @@ export class UdpCtx {
     let n = 0
     try {
       for (; n < max && this.count > 0; n++) {
-        const token = this.tokens[this.head]!
-        const [d, p] = this.shift()
+        const i = this.head
+        const d = this.data[i]!, peer = this.peers[i]!, token = this.tokens[i]!
+        this.dropHead()
         try {
-          fn(d, p)
+          fn(d, peer)
         } finally {
           this.giveBack(token)
         }
@@ -189,16 +191,14 @@ export class UdpCtx {
     return this.waiter.wait(fn) as Promise<T>
   }
 
-  private shift(): [Uint8Array, PeerAddress] {
+  /** Takes the oldest datagram off the queue (the caller has read it). */
+  private dropHead(): void {
     const i = this.head
-    const d = this.data[i]!
-    const p = this.peers[i]!
     this.data[i] = undefined
     this.peers[i] = undefined
     this.tokens[i] = -1
     this.head = (i + 1) % this.capacity
     this.count--
-    return [d, p]
   }
 
   /** Sends one datagram; throws UdpSendError (PoolExhausted, SubmissionQueueFull, InvalidInput). */
