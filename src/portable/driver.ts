@@ -122,6 +122,8 @@ export class PortableDriver implements Driver, ConnBackend {
   private flushing: number[] = []
   private flushScheduled = false
   private readonly flushNow = () => this.flush()
+  /** The slot whose `data` callback is delivering: its sends are written when deliver returns (see `data`). */
+  private delivering = -1
 
   private readonly connecting = new Map<number, PendingConnect>()
   private readonly listeners: Array<{ stop(closeActiveConnections?: boolean): void }> = []
@@ -163,10 +165,19 @@ export class PortableDriver implements Driver, ConnBackend {
     return {
       open,
       data: (socket, data) => {
-        const conn = this.connOf(socket)
+        const slot = socket.data.slot
+        const conn = slot >= 0 ? this.conns[slot] : undefined
         if (conn === undefined) return
         this.counters[C.bytesReceived]! += data.length
+        // What a parser queues for this connection during deliver goes out when it returns, inside this
+        // callback: no flush microtask per read (a request/response exchange's reply is sent in its parser).
+        this.delivering = slot
         conn.deliver(data)
+        this.delivering = -1
+        if (this.state[slot]! & DIRTY) {
+          this.state[slot]! &= ~DIRTY
+          this.writeOut(slot)
+        }
         this.eventsHappened()
       },
       drain: (socket) => {
@@ -325,6 +336,7 @@ export class PortableDriver implements Driver, ConnBackend {
   private schedule(slot: number): void {
     if (this.state[slot]! & (DIRTY | AWAIT_DRAIN | CLOSING) || this.sockets[slot] === undefined) return
     this.state[slot]! |= DIRTY
+    if (slot === this.delivering) return
     this.dirty.push(slot)
     if (this.flushScheduled) return
     this.flushScheduled = true
