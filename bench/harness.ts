@@ -48,7 +48,8 @@ export function allRows(seconds: number, quick: boolean): RowSpec[] {
   return [
     { name: "TCP rr, 16 conns × 64 B", args: (t) => ["tcp-rr", "--addr", t, "--conns", "16", "--size", "64", "--seconds", s] },
     { name: "TCP rr, 128 conns × 1 KiB", args: (t) => ["tcp-rr", "--addr", t, "--conns", "128", "--size", "1024", "--seconds", s] },
-    { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20)] },
+    // 64 MiB transfers, one after another on fresh connections for `seconds` (one alone is ~70 ms: too short to be steady).
+    { name: "firehose 64 MiB", args: (t) => ["firehose", "--addr", t, "--bytes", String(64 << 20), "--seconds", s] },
     { name: "UDP rr, 256 B", args: (_, u) => ["udp-rr", "--addr", u, "--size", "256", "--seconds", s] },
     { name: "UDP flood, 256 B, 8 senders", args: (_, u) => ["udp-flood", "--addr", u, "--senders", "8", "--size", "256", "--seconds", s] },
     { name: "connect storm, sequential", args: (t) => ["connect-storm", "--addr", t, "--count", quick ? "500" : "10000", "--concurrency", "1"] },

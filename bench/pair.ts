@@ -9,7 +9,7 @@
 // A server is a bench/harness.ts name (ALL_SERVERS or PAIR_ONLY_SERVERS), "@ROOT" runs it from another checkout
 // (its own bench/ and zig-out/). The row is a substring of a run.ts row name.
 // PAIR_REPS (default 10), PAIR_SECONDS (3, for the time-based rows),
-// PAIR_BYTES (the firehose's length; 64 MiB is ~70 ms, longer cells are steadier), and
+// PAIR_BYTES (the length of each firehose transfer; the cell repeats them for PAIR_SECONDS), and
 // PAIR_CONFIG_A / PAIR_CONFIG_B: JSON of Config fields for a ringline server
 // (RINGLINE_BENCH_CONFIG); PAIR_ENV_A / PAIR_ENV_B: JSON of environment variables
 // for that server alone ('{"MIMALLOC_PURGE_DELAY":"-1"}'). RINGLINE_BENCH_METRICS=1
