@@ -104,7 +104,7 @@ time("drainMicrotasks with nothing queued", 2e5, () => drainMicrotasks())
 // or as a bare async call), one byte echoed into the send queue, end of stream, task settled.
 const pool = new SendPool(new Uint8Array(1 << 20), 0, 4096, 256, new Float64Array(64))
 const fakeBackend: ConnBackend = {
-  pool, lender: null, sendHighWater: 1 << 20, recvHighWater: 1 << 20, recvAccumulatorMax: 1 << 20,
+  pool, lender: null, writeNow: null, sendHighWater: 1 << 20, recvHighWater: 1 << 20, recvAccumulatorMax: 1 << 20,
   transmit: () => {}, close: () => {}, shutdownWrite: () => {}, pauseRecv: () => {}, resumeRecv: () => {}, address: () => "",
 }
 const oneByte = new Uint8Array([7])

@@ -32,6 +32,12 @@ export interface ConnBackend {
   readonly sendHighWater: number
   /** Lends receive buffers (io_uring's provided buffers); null when data must be copied at once. */
   readonly lender: BufferLender | null
+  /**
+   * Hands `bytes` to the kernel at once, for a connection with nothing queued, and
+   * returns how many it took (the rest is queued as usual); null where sends only
+   * go through the queue (io_uring: the ring sends, from lent buffers or the pool).
+   */
+  readonly writeNow: ((conn: ConnCtx, bytes: Uint8Array) => number) | null
   /** The queue has bytes and nothing is in flight: start sending. */
   transmit(conn: ConnCtx): void
   /** Close once the send queue has drained (or at once if `abort`). */
@@ -44,6 +50,9 @@ export interface ConnBackend {
   /** "host:port" of the local or remote end. */
   address(conn: ConnCtx, peer: boolean): string
 }
+
+/** Sends at least this long may go straight to the kernel (ConnBackend.writeNow); shorter ones coalesce in the queue. */
+const DIRECT_WRITE_MIN = 16 * 1024
 
 export class ConnCtx {
   /** Unique per worker. */
@@ -271,10 +280,27 @@ export class ConnCtx {
   sendNowait(bytes: Uint8Array): void {
     this.checkWritable()
     this.idleTicks = 0
-    if (!this.sendQueue.enqueue(bytes)) {
+    if (!this.queue(bytes)) {
       throw new SendError("ENOBUFS", `connection ${this.id}: send pool full (${bytes.length} bytes refused; use send() or ConnStream.writeAll to wait)`)
     }
-    if (this.sendQueue.inFlight === 0) this.backend.transmit(this)
+  }
+
+  /**
+   * Queues all of `bytes` and starts sending, or nothing (false: the pool lacks room).
+   * Where the backend can write at once (portable), a large send on an empty queue goes
+   * straight to the kernel and only what it refused is copied into the pool: a stream's
+   * chunks then leave in one syscall each, as with a plain socket, not one per pool slot.
+   */
+  private queue(bytes: Uint8Array): boolean {
+    const q = this.sendQueue
+    if (this.backend.writeNow !== null && bytes.length >= DIRECT_WRITE_MIN && q.segmentCount === 0 && q.canTake(bytes.length)) {
+      const n = this.backend.writeNow(this, bytes)
+      if (n >= bytes.length || this.writeClosed) return true // (all sent, or the socket failed: failSends says so)
+      bytes = bytes.subarray(n)
+    }
+    if (!q.enqueue(bytes)) return false
+    if (q.inFlight === 0) this.backend.transmit(this)
+    return true
   }
 
   /**
@@ -313,9 +339,8 @@ export class ConnCtx {
       }
       const k = Math.min(room, bytes.length - done)
       this.idleTicks = 0
-      this.sendQueue.enqueue(done === 0 && k === bytes.length ? bytes : bytes.subarray(done, done + k))
+      this.queue(done === 0 && k === bytes.length ? bytes : bytes.subarray(done, done + k)) // (k fits: it is within capacity)
       done += k
-      if (this.sendQueue.inFlight === 0) this.backend.transmit(this)
     }
   }
 

@@ -147,16 +147,20 @@ export class SendQueue {
     return new Promise((resolve, reject) => (this.roomWaiters ??= []).push({ resolve, reject }))
   }
 
+  /** The pool has room to copy n bytes into this queue. */
+  canTake(n: number): boolean {
+    return Math.ceil(Math.max(0, n - this.tailRoom()) / this.pool.slotSize) <= this.pool.available
+  }
+
   /** Queues all of `bytes` (lent, else copied), or nothing: false when the pool lacks room. */
   enqueue(bytes: Uint8Array): boolean {
     const n = bytes.length
     if (n === 0 || this.lend(bytes)) return true
-    const room = this.tailRoom()
-    const needSlots = Math.ceil(Math.max(0, n - room) / this.pool.slotSize)
-    if (needSlots > this.pool.available) {
+    if (!this.canTake(n)) {
       this.pool.noteExhausted()
       return false
     }
+    const room = this.tailRoom()
     const slab = this.pool.slab
     let done = 0
     if (room > 0) {

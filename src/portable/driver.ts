@@ -332,6 +332,26 @@ export class PortableDriver implements Driver, ConnBackend {
     if (this.conns[conn.slot] === conn) this.schedule(conn.slot)
   }
 
+  /** ConnBackend.writeNow: Bun's write sends at once and copies nothing it does not send. */
+  writeNow(conn: ConnCtx, bytes: Uint8Array): number {
+    const slot = conn.slot
+    const socket = this.sockets[slot]
+    if (this.conns[slot] !== conn || socket === undefined || this.state[slot]! & (AWAIT_DRAIN | CLOSING)) return 0
+    const n = socket.write(bytes)
+    if (n < 0) {
+      conn.failSends("EPIPE") // as in writeOut
+      return 0
+    }
+    this.counters[C.bytesSent]! += n
+    this.counters[C.bytesSentWithoutCopy]! += n
+    if (n < bytes.length) {
+      // The kernel buffer is full: what the connection queues now waits for drain.
+      this.counters[C.sendEagain]!++
+      this.state[slot]! |= AWAIT_DRAIN
+    }
+    return n
+  }
+
   /** Writes (then ends / half-closes as asked) at the end of this turn, unless drain will. */
   private schedule(slot: number): void {
     if (this.state[slot]! & (DIRTY | AWAIT_DRAIN | CLOSING) || this.sockets[slot] === undefined) return

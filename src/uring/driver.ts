@@ -90,6 +90,8 @@ export class UringDriver implements Driver, ConnBackend {
    * budget of half the ring so one slow reader cannot starve the rest; beyond
    * it, received bytes are copied and the buffer goes back.
    */
+  /** Sends go through the ring only. */
+  readonly writeNow = null
   readonly lender: BufferLender = {
     release: (bid: number) => {
       if (--this.bufferRefs[bid]! > 0) return
