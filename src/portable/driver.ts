@@ -172,8 +172,11 @@ export class PortableDriver implements Driver, ConnBackend {
         // What a parser queues for this connection during deliver goes out when it returns, inside this
         // callback: no flush microtask per read (a request/response exchange's reply is sent in its parser).
         this.delivering = slot
-        conn.deliver(data)
-        this.delivering = -1
+        try {
+          conn.deliver(data)
+        } finally {
+          this.delivering = -1
+        }
         if (this.state[slot]! & DIRTY) {
           this.state[slot]! &= ~DIRTY
           this.writeOut(slot)

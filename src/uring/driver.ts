@@ -84,14 +84,14 @@ export class UringDriver implements Driver, ConnBackend {
   readonly recvAccumulatorMax: number
   readonly recvHighWater: number
   readonly sendHighWater: number
+  /** Sends go through the ring only. */
+  readonly writeNow = null
   /**
    * Connections keep provided buffers until their parser has consumed them and
    * the sends made from them have completed (no copy either way), within a
    * budget of half the ring so one slow reader cannot starve the rest; beyond
    * it, received bytes are copied and the buffer goes back.
    */
-  /** Sends go through the ring only. */
-  readonly writeNow = null
   readonly lender: BufferLender = {
     release: (bid: number) => {
       if (--this.bufferRefs[bid]! > 0) return
