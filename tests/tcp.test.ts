@@ -306,6 +306,19 @@ describe("tcp echo", () => {
     expect(text).toBe(`${"a".repeat(50_000)}${"b".repeat(50_000)}cdone`)
   })
 
+  test("small and large sends mixed through sendNowait, send() and writeAll arrive in order, byte-exact, past a reader that stalls", async () => {
+    const { MIXED_CHUNKS, mixedChunk } = await import("./fixtures/mixed_sends")
+    const s = await serve("mixed_sends", (c) => (c.sendHighWater = 64 * 1024))
+    const c = await Client.connect(s.tcpAddr!)
+    c.socket.pause() // the kernel's buffers fill: later sends queue behind earlier ones
+    await Bun.sleep(100)
+    c.socket.resume()
+    const got = await c.readToEnd(20_000)
+    const want = Buffer.concat(Array.from({ length: MIXED_CHUNKS }, (_, i) => mixedChunk(i)))
+    expect(got.length).toBe(want.length)
+    expect(got.equals(want)).toBe(true)
+  })
+
   test("ConnStream Web Streams echo", async () => {
     const s = await serve("web_streams")
     const payload = pattern(100_000, 3)
