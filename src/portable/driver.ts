@@ -5,6 +5,10 @@
 // - Sends are copied into a send pool of the same size and written at the end of
 //   the current turn, so a burst coalesces and a full pool refuses (ENOBUFS) as
 //   it does on io_uring, where bytes leave the pool only after the ring runs.
+//   Two exceptions skip the wait: what a parser queues while `data` delivers is
+//   written when deliver returns (still inside Bun's callback), and a large send
+//   on an empty queue goes straight to the socket (writeNow), the pool taking
+//   only what the kernel refused.
 // - Bun's socket.write copies what it accepts and returns that count; it keeps
 //   nothing else (measured on Bun 1.4.4: bytes received == sum of returns, also
 //   inside callbacks). A short write therefore waits for `drain` and resumes at
