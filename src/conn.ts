@@ -273,7 +273,8 @@ export class ConnCtx {
   /**
    * Queues `bytes`: copied into the send pool, or, when they are a view of
    * received data that withData lent (io_uring), sent from the receive buffer
-   * itself (up to sendHighWater bytes of them per connection). Throws SendError
+   * itself (up to sendHighWater bytes of them per connection), or, large ones
+   * on an empty queue (portable), written at once (see queue). Throws SendError
    * (code ENOBUFS) when the pool cannot take all of them — nothing is queued
    * then. It does not refuse bytes beyond sendCapacity that the pool can take.
    */
