@@ -169,9 +169,9 @@ export class PortableDriver implements Driver, ConnBackend {
     return {
       open,
       data: (socket, data) => {
-        const slot = socket.data.slot
-        const conn = slot >= 0 ? this.conns[slot] : undefined
+        const conn = this.connOf(socket)
         if (conn === undefined) return
+        const slot = conn.slot
         this.counters[C.bytesReceived]! += data.length
         // What a parser queues for this connection during deliver goes out when it returns, inside this
         // callback: no flush microtask per read (a request/response exchange's reply is sent in its parser).
