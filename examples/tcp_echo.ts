@@ -13,18 +13,17 @@ export default class Echo implements AsyncEventHandler {
   }
 
   async onAccept(conn: ConnCtx): Promise<void> {
-    // Echo what arrived, but never more than the send pool takes right now:
-    // the rest stays in the receive buffers (no copy) until there is room.
-    // One parser for the whole connection, not a new closure per read.
+    // Echo what arrives, straight from the receive path (withEachData: no promise
+    // per read), but never more than the send pool takes right now: when it is
+    // full the parser pauses, the rest stays in the receive buffers (no copy),
+    // and the handler waits for room before it goes on.
     const echo = (data: Uint8Array) => {
       const k = Math.min(data.length, conn.sendCapacity)
+      if (k === 0) return ParseResult.pause()
       conn.sendNowait(k === data.length ? data : data.subarray(0, k))
       return ParseResult.consumed(k)
     }
-    for (;;) {
-      if (conn.sendCapacity === 0) await conn.waitForSendRoom()
-      if ((await conn.withData(echo)) === 0) break // the peer closed
-    }
+    while (await conn.withEachData(echo)) await conn.waitForSendRoom() // false: the peer closed
   }
 }
 

@@ -10,6 +10,9 @@ import { Waiter } from "./waiter"
 /** What a withData parser returns. Encoded as a number so parsing allocates nothing. */
 export type ParseResult = number & { readonly __parseResult: unique symbol }
 
+/** ParseResult.pause(); byte counts are integers, so no other result is this. Also what a look at the bytes returns when the parser paused. */
+const PAUSED = -1.5
+
 export const ParseResult = {
   /** The parser used n bytes (n > 0); withData resolves to n. */
   consumed: (n: number) => n as ParseResult,
@@ -17,6 +20,11 @@ export const ParseResult = {
   needMore: () => -1 as ParseResult,
   /** Call again once at least n bytes are buffered. */
   needAtLeast: (n: number) => (-2 - n) as ParseResult,
+  /**
+   * withEachData only: stop calling the parser for now (its output has no room, say);
+   * the bytes it did not consume stay buffered and withEachData resolves true.
+   */
+  pause: () => PAUSED as ParseResult,
 }
 
 /** withData's callback: `data` is valid only during the call; `eof` marks the last look at it. */
@@ -66,8 +74,13 @@ export class ConnCtx {
   private readonly rx: RecvBuffer
   /** Bytes the parser asked to see before it is called again. */
   private need = 1
-  /** The waiting withData: its promise, for its parser (reader.subject; null when none waits). */
-  private readonly reader = new Waiter<number, DataParser>()
+  /**
+   * The waiting withData or withEachData: its promise, for its parser (reader.subject;
+   * null when none waits). withData's resolves to a count, withEachData's to a boolean.
+   */
+  private readonly reader = new Waiter<number | boolean, DataParser>()
+  /** The waiting reader is withEachData's: its parser stays on after it consumes. */
+  private each = false
   private eof = false
   private recvPaused = false
   /** Reading resumes once unread bytes fall to this (set when it paused). */
@@ -124,13 +137,40 @@ export class ConnCtx {
    * once more with `eof` set before withData resolves 0.
    */
   withData(parse: DataParser): Promise<number> {
-    if (this.reader.subject !== null) return Promise.reject(new Error(`connection ${this.id}: withData is already waiting (one reader per connection)`))
+    if (this.reader.subject !== null) return this.alreadyWaiting()
     if (this.rx.size >= this.need) {
       const n = this.parseBuffered(parse)
-      if (n !== 0) return n > 0 ? Promise.resolve(n) : Promise.reject(this.tooLarge())
+      if (n !== 0) return n > 0 ? Promise.resolve(n) : Promise.reject(this.refusal(n))
     }
-    if (this.eof || this.closed) return Promise.resolve(this.finalLook(parse))
-    return this.reader.wait(parse)
+    if (this.eof || this.closed) {
+      const n = this.finalLook(parse)
+      return n === PAUSED ? Promise.reject(this.refusal(n)) : Promise.resolve(n)
+    }
+    return this.reader.wait(parse) as Promise<number>
+  }
+
+  /**
+   * Calls `parse` for buffered bytes and then as more arrive, straight from the
+   * receive path, for as long as it consumes or asks for more: one call for a
+   * handler's whole conversation, no promise per read (withData's costs one per
+   * read). After a consumed(n) it is called again at once if bytes remain. It
+   * resolves true when the parser returns ParseResult.pause() (the unconsumed
+   * bytes stay buffered; call again to go on), and false at end of stream, after
+   * the last looks at what is left (`eof` set, as in withData), or on close().
+   * A parser that throws rejects it, as withData.
+   */
+  withEachData(parse: DataParser): Promise<boolean> {
+    if (this.reader.subject !== null) return this.alreadyWaiting()
+    const n = this.parseEach(parse)
+    if (n === PAUSED) return Promise.resolve(true)
+    if (n < 0) return Promise.reject(this.refusal(n))
+    if (this.eof || this.closed) return Promise.resolve(this.finalLooks(parse) === PAUSED)
+    this.each = true
+    return this.reader.wait(parse) as Promise<boolean>
+  }
+
+  private alreadyWaiting(): Promise<never> {
+    return Promise.reject(new Error(`connection ${this.id}: a withData or withEachData is already waiting (one reader per connection)`))
   }
 
   /**
@@ -152,15 +192,23 @@ export class ConnCtx {
         n = this.settle(parse(data, false), data.length)
       } catch (e) {
         this.rx.push(data, token)
-        return this.reader.reject(e as Error)
+        return this.rejectReader(e as Error)
+      }
+      if (this.closed) {
+        // The parser closed the connection (which ended the wait): nothing is kept.
+        if (token >= 0) this.backend.lender!.release(token)
+        return
       }
       if (n > 0) {
         if (n < data.length) this.rx.push(data.subarray(n), token)
         else if (token >= 0) this.backend.lender!.release(token)
-        return this.reader.resolve(n)
+        if (!this.each) return this.resolveReader(n)
+        if (this.rx.size >= this.need) this.wakeReader(parse) // withEachData: the rest, at once
+        return
       }
       this.rx.push(data, token)
-      if (n < 0) return this.failReader(this.tooLarge())
+      if (n === PAUSED) this.readerPaused()
+      else if (n < 0) return this.failReader(this.tooLarge())
     } else {
       this.rx.push(data, token)
       if (parse !== null && this.rx.size >= this.need) this.wakeReader(parse)
@@ -190,18 +238,28 @@ export class ConnCtx {
     if (parse === null) return
     let n: number
     try {
-      n = this.finalLook(parse) // (the reader still waits meanwhile, as it does during any parse)
+      n = this.each ? this.finalLooks(parse) : this.finalLook(parse) // (the reader still waits meanwhile, as it does during any parse)
     } catch (e) {
-      return this.reader.reject(e as Error)
+      return this.rejectReader(e as Error)
     }
-    this.reader.resolve(n)
+    if (n === PAUSED) this.readerPaused()
+    else this.resolveReader(this.each ? false : n)
   }
 
-  /** Runs the parser on buffered bytes: consumed count, 0 to wait for more, -1 when over the bound. */
+  /** withEachData: runs the parser on buffered bytes while it consumes them: 0 once it waits for more, PAUSED, or -1 when over the bound. */
+  private parseEach(parse: DataParser): number {
+    while (this.rx.size >= this.need) {
+      const n = this.parseBuffered(parse)
+      if (n <= 0) return n
+    }
+    return 0
+  }
+
+  /** Runs the parser on buffered bytes: consumed count, 0 to wait for more, PAUSED, or -1 when over the bound. */
   private parseBuffered(parse: DataParser): number {
     let view = this.rx.front()
     let result = parse(view, false) as number
-    if (result <= 0 && this.rx.size > view.length) {
+    if (result <= 0 && result !== PAUSED && this.rx.size > view.length) {
       view = this.rx.all() // the parser wants more than one receive buffer holds
       result = parse(view, false) as number
     }
@@ -210,17 +268,22 @@ export class ConnCtx {
     return n
   }
 
-  /** Interprets a parser result for a view of `len` bytes: bytes consumed, 0 to wait, -1 when over the bound. */
+  /** Interprets a parser result for a view of `len` bytes: bytes consumed, 0 to wait, PAUSED, or -1 when over the bound. */
   private settle(result: number, len: number): number {
     if (result > 0) {
       this.need = 1
       return Math.min(result, len)
+    }
+    if (result === PAUSED) {
+      this.need = 1 // when resumed, the parser sees whatever is buffered
+      return PAUSED
     }
     this.need = result <= -2 ? Math.max(-2 - result, len + 1) : len + 1
     return this.need > this.backend.recvAccumulatorMax ? -1 : 0
   }
 
   private consumed(n: number): void {
+    if (this.closed) return // the parser closed the connection: close() already dropped the bytes
     this.rx.consume(n)
     if (this.recvPaused && this.rx.size <= this.resumeAt) {
       this.recvPaused = false
@@ -228,7 +291,7 @@ export class ConnCtx {
     }
   }
 
-  /** At end of stream: one last look at leftovers; returns what the parser consumed (0 = done). */
+  /** At end of stream: one last look at leftovers; returns what the parser consumed (0 = done) or PAUSED. */
   private finalLook(parse: DataParser): number {
     if (this.rx.size === 0) return 0
     const view = this.rx.all()
@@ -238,24 +301,55 @@ export class ConnCtx {
       this.consumed(n)
       return n
     }
+    if (result === PAUSED) return PAUSED // (kept: the parser resumes on it)
     this.rx.clear() // the parser declined the tail: it is discarded, as it asked
     return 0
+  }
+
+  /** withEachData at end of stream: last looks until the parser consumes nothing more: 0, or PAUSED. */
+  private finalLooks(parse: DataParser): number {
+    for (;;) {
+      const n = this.finalLook(parse)
+      if (n <= 0) return n
+    }
   }
 
   private wakeReader(parse: DataParser): void {
     let n: number
     try {
-      n = this.parseBuffered(parse)
+      n = this.each ? this.parseEach(parse) : this.parseBuffered(parse)
     } catch (e) {
-      return this.reader.reject(e as Error)
+      return this.rejectReader(e as Error)
     }
-    if (n > 0) this.reader.resolve(n)
-    else if (n < 0) this.reader.reject(this.tooLarge())
+    if (n > 0) this.resolveReader(n)
+    else if (n === PAUSED) this.readerPaused()
+    else if (n < 0) this.rejectReader(this.tooLarge())
+  }
+
+  private resolveReader(value: number | boolean): void {
+    this.each = false
+    this.reader.resolve(value)
+  }
+
+  private rejectReader(e: Error): void {
+    this.each = false
+    this.reader.reject(e)
+  }
+
+  /** The parser returned pause(): withEachData resolves true; withData has no pause. */
+  private readerPaused(): void {
+    if (this.each) this.resolveReader(true)
+    else this.rejectReader(this.refusal(PAUSED))
   }
 
   private failReader(e: Error): void {
-    this.reader.reject(e)
+    this.rejectReader(e)
     this.close()
+  }
+
+  /** Why a look at the bytes ended the read: the parser paused outside withEachData, or it needs more than the bound. */
+  private refusal(n: number): Error {
+    return n === PAUSED ? new Error(`connection ${this.id}: ParseResult.pause() is for withEachData; withData's parser consumes or asks for more`) : this.tooLarge()
   }
 
   private tooLarge(): RecvError {
@@ -366,7 +460,7 @@ export class ConnCtx {
     this.closed = true
     this.writeClosed = true
     this.rx.clear()
-    if (this.reader.subject !== null) this.reader.resolve(0)
+    if (this.reader.subject !== null) this.resolveReader(this.each ? false : 0)
     this.backend.close(this, false)
   }
 
