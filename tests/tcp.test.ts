@@ -291,6 +291,44 @@ describe("tcp echo", () => {
     expect((await c.readToEnd()).toString()).toBe("line:a\nline:b\neof:partial\n")
   })
 
+  test("withEachData: lines already buffered, split across arrivals and left at EOF, in order from one call", async () => {
+    const s = await serve("each_lines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("lines\na\nb")
+    await Bun.sleep(20)
+    await c.write("\nc\nd\ntail")
+    c.end()
+    expect((await c.readToEnd()).toString()).toBe("line:a\nline:b\nline:c\nline:d\neof:tail\ncalls:1\n")
+  })
+
+  test("withEachData: pause() keeps the unparsed bytes, resolves true, and the next call goes on from them", async () => {
+    const s = await serve("each_lines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("pause\n1\n2\n3\n4\nend")
+    c.end()
+    // A pause before each line after the first: 4 lines, 3 pauses, then the tail (after a pause too) at EOF.
+    expect((await c.readToEnd()).toString()).toBe("line:1\nline:2\nline:3\nline:4\neof:end\nresumes:4\n")
+  })
+
+  test("withEachData: a parser that closes its connection ends the call (false) and drops what follows", async () => {
+    const s = await serve("each_lines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("close\nx\nbye\nnever\n")
+    expect((await c.readToEnd()).toString()).toBe("line:x\nline:bye\n")
+    const report = await Client.connect(s.tcpAddr!)
+    await report.write("report\n")
+    expect((await report.readToEnd()).toString()).toBe("resolved:false\n")
+  })
+
+  test("withData refuses a parser's pause() with an error that names withEachData", async () => {
+    const s = await serve("each_lines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("misuse\nz")
+    const reply = (await c.readToEnd()).toString()
+    expect(reply).toStartWith("error:connection")
+    expect(reply).toContain("ParseResult.pause() is for withEachData")
+  })
+
   test("sends on a closed connection throw SendError ENOTCONN", async () => {
     const s = await serve("closed_sends")
     const first = await Client.connect(s.tcpAddr!)
