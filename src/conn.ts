@@ -1,7 +1,7 @@
 // ConnCtx: one TCP (or unix) connection as its handler sees it, shared by both
 // backends. The backend delivers received bytes and send completions; this
-// class keeps the receive accumulator, the parser protocol of withData, and the
-// send queue's promises.
+// class keeps the receive accumulator, the parser protocol of withData and
+// withEachData, and the send queue's promises.
 import { RecvError, SendError } from "./errors"
 import { RecvBuffer, type BufferLender } from "./recv"
 import { SendQueue, type SendPool } from "./send"
