@@ -413,12 +413,15 @@ export class ConnCtx {
   }
 
   /**
-   * Resolves when there is room again: once the kernel has taken enough of this
-   * connection's queue to bring it below sendHighWater, else when the send pool
-   * frees a slot. Throws SendError if the connection cannot send.
+   * Resolves when sendCapacity is above 0: at once if it is; else once the kernel
+   * has taken enough of this connection's queue to bring it below sendHighWater,
+   * or when the send pool frees a slot. Throws SendError if the connection cannot send.
    */
   waitForSendRoom(): Promise<void> {
     this.checkWritable()
+    // (Without this check a caller whose room came back before it asked would wait for a pool slot
+    // that nothing may free: sends out of lent receive buffers take none.)
+    if (this.sendQueue.capacity() > 0) return Promise.resolve()
     return this.sendQueue.atHighWater ? this.sendQueue.belowHighWater() : this.backend.pool.waitForSlot()
   }
 

@@ -265,6 +265,11 @@ describe("timers", () => {
     expect(await ask(server, "timeout-expires")).toBe("err:ETIMEDOUT")
   })
 
+  test("waitForSendRoom resolves at once when there is room (a loop that waits after every pause must not hang)", async () => {
+    const server = await launch(fixture("scenarios"))
+    expect(await ask(server, "send-room")).toBe("ok:true")
+  })
+
   test("with every timer slot busy, sleep and timeout throw TimerExhausted; slots free on abort", async () => {
     const server = await launch(fixture("scenarios"), (c) => (c.timerSlots = 4))
     expect(await ask(server, "timer-exhaust 4")).toBe("ok:TimerExhausted:TimerExhausted:slept")
