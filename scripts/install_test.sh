@@ -114,6 +114,8 @@ export class Api implements AsyncEventHandler {
     } catch (e) {
       if (e instanceof SendError) console.log(e.code satisfies string)
     }
+    const more: boolean = await conn.withEachData((d) => (d.length > 1 ? ParseResult.consumed(1) : ParseResult.pause()))
+    if (more) await conn.waitForSendRoom()
     const peer: string = conn.peerAddr
     const upstream: ConnCtx = await connect(peer, { timeoutMs: 100, signal: AbortSignal.timeout(200) })
     await timeout(50, upstream.send(new Uint8Array(1)))
@@ -159,6 +161,7 @@ cfg.worker.threads = "2" // MUST-FAIL
 export async function misuse(conn: ConnCtx, udp: UdpCtx): Promise<void> {
   conn.sendNowait("text") // MUST-FAIL
   await conn.withData((d) => d.length) // MUST-FAIL
+  const ended: number = await conn.withEachData(() => ParseResult.pause()) // MUST-FAIL
   udp.sendTo(42, new Uint8Array(1)) // MUST-FAIL
   ParseResult.consumed() // MUST-FAIL
   conn.nonexistent() // MUST-FAIL

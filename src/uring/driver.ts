@@ -61,6 +61,24 @@ interface PendingConnect {
  */
 const TICK_MS = 1
 
+/**
+ * Consecutive ticks with nothing else completed before the worker parks: a
+ * brief lull in traffic keeps it waiting in the ring, which always wakes for
+ * completions, instead of on the eventfd, which sometimes does not (below).
+ */
+const PARK_AFTER_QUIET_TICKS = 50
+
+/**
+ * After parking, the ring is also looked at 1, 2, 4 and 8 ms later. On the kernel
+ * here (6.18.44) the notify eventfd of a DEFER_TASKRUN ring turns readable ~16 ms
+ * after a socket's data arrives (the kernel defers that signal; without
+ * DEFER_TASKRUN it is 16 µs): bench/wake_probe.c. The checks answer traffic that
+ * resumes soon after a park within a few ms; later, the eventfd bounds the wait.
+ * Checking on for as long as the worker stays parked would cost ~1.5 % of a core.
+ */
+const PARK_CHECK_FIRST_MS = 1
+const PARK_CHECK_LAST_MS = 8
+
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Parses "host:port" / "[v6]:port" / "unix:/path" into sockaddr bytes (throws EINVAL with the text). */
@@ -155,6 +173,11 @@ export class UringDriver implements Driver, ConnBackend {
   private sleeping = false
   /** Completions the unpark reaped, for run to dispatch. */
   private unparked = 0
+  /** Ticks in a row with nothing else completed (PARK_AFTER_QUIET_TICKS). */
+  private quietTicks = 0
+  /** While parked: the next look at the ring that does not wait for the eventfd, and its delay. */
+  private parkCheck: ReturnType<typeof setTimeout> | undefined
+  private parkCheckMs = PARK_CHECK_FIRST_MS
   private loopEnded: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} }
   private notifyReader: ReadableStreamDefaultReader<Uint8Array> | null = null
   private loopDone: Promise<void> = Promise.resolve()
@@ -291,9 +314,10 @@ export class UringDriver implements Driver, ConnBackend {
    * costs, in a VM); the tick in flight bounds it to TICK_MS. After each batch,
    * the handlers it resumed run until they await I/O again (drainMicrotasks:
    * however long their await chains), so what they queue goes out with the next
-   * call. On each tick Bun's event loop gets a turn, or, if nothing but the
-   * tick completed during its period, the worker parks on the notify eventfd
-   * (0 % CPU however long it stays idle).
+   * call. On each tick Bun's event loop gets a turn, or, once nothing but the
+   * tick completed during PARK_AFTER_QUIET_TICKS periods in a row, the worker
+   * parks on the notify eventfd (and the checks that back it up: ~0 % CPU
+   * however long it stays idle).
    */
   private readonly run = (): void => {
     const ring = this.ring
@@ -312,7 +336,8 @@ export class UringDriver implements Driver, ConnBackend {
         drainMicrotasks()
         if (!this.tickFired) continue
         this.tickFired = false
-        if (this.sinceTick === 1) return this.park()
+        this.quietTicks = this.sinceTick === 1 ? this.quietTicks + 1 : 0
+        if (this.quietTicks >= PARK_AFTER_QUIET_TICKS) return this.park()
         this.armTick()
         setImmediate(this.run)
         return
@@ -331,17 +356,22 @@ export class UringDriver implements Driver, ConnBackend {
 
   /** Waits on the notify eventfd (switched on only here) until completions or a kick arrive. */
   private park(): void {
+    this.quietTicks = 0
+    this.parkCheckMs = PARK_CHECK_FIRST_MS
     this.ring.notify(true)
     this.sleeping = true
     this.kick() // one look first: what the last batch queued goes in, and completions that raced the switch-on end the park
   }
 
   private readonly unpark = (): void => {
+    clearTimeout(this.parkCheck)
     try {
       this.stage()
       const n = this.ring.reap(0, 0)
       if (n === 0 && !this.stopped) {
-        this.sleeping = true // what was queued is submitted; its completion will notify
+        this.sleeping = true // what was queued is submitted; its completion notifies, or the next check finds it
+        if (this.parkCheckMs <= PARK_CHECK_LAST_MS) this.parkCheck = setTimeout(this.checkParked, this.parkCheckMs)
+        this.parkCheckMs *= 2
         return
       }
       this.ring.notify(false)
@@ -352,6 +382,8 @@ export class UringDriver implements Driver, ConnBackend {
     }
     this.run()
   }
+
+  private readonly checkParked = (): void => this.kick()
 
   /** Handles a batch of completions (the handlers they resume run after it). */
   private dispatch(n: number): void {
