@@ -2,9 +2,9 @@
 // provided-buffer ring, sends from the native slab (one sendmsg in flight per
 // connection, everything queued behind it coalesced), timers on the ring.
 //
-// The loop reaps without blocking while there is work and, when idle, awaits
+// The loop waits in the ring while there is traffic and, once idle, awaits
 // the ring's notify eventfd on Bun's event loop, so timers and postMessage in
-// handlers keep working and an idle worker costs no CPU.
+// handlers keep working and an idle worker costs almost no CPU.
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
@@ -57,7 +57,7 @@ interface PendingConnect {
 /**
  * Period of the loop's tick, a TIMEOUT op kept in flight while the loop waits in
  * the kernel: each tick gives Bun's event loop a full turn (timers, postMessage),
- * and a tick with nothing else completed since the last one parks the worker.
+ * and PARK_AFTER_QUIET_TICKS ticks in a row with nothing else completed park the worker.
  */
 const TICK_MS = 1
 
