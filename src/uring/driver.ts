@@ -63,8 +63,8 @@ const TICK_MS = 1
 
 /**
  * Consecutive ticks with nothing else completed before the worker parks: a
- * brief lull in traffic keeps it waiting in the ring, which always wakes for
- * completions, instead of on the eventfd, which sometimes does not (below).
+ * brief lull in traffic keeps it waiting in the ring, which wakes at once for
+ * completions, instead of on the eventfd, which this kernel signals late (below).
  */
 const PARK_AFTER_QUIET_TICKS = 50
 
@@ -72,7 +72,7 @@ const PARK_AFTER_QUIET_TICKS = 50
  * After parking, the ring is also looked at 1, 2, 4 and 8 ms later. On the kernel
  * here (6.18.44) the notify eventfd of a DEFER_TASKRUN ring turns readable ~16 ms
  * after a socket's data arrives (the kernel defers that signal; without
- * DEFER_TASKRUN it is 16 µs): bench/wake_probe.c. The checks answer traffic that
+ * DEFER_TASKRUN it is ~0.03 ms): bench/wake_probe.c. The checks answer traffic that
  * resumes soon after a park within a few ms; later, the eventfd bounds the wait.
  * Checking on for as long as the worker stays parked would cost ~1.5 % of a core.
  */
