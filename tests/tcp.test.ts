@@ -15,6 +15,17 @@ async function serve(name: string, mutate?: (c: Config) => void): Promise<Server
   return s
 }
 
+/** Sends `parts` to the server (20 ms apart, so they arrive separately), half-closes, and returns everything it sent back. */
+async function converse(s: Server, ...parts: string[]): Promise<string> {
+  const c = await Client.connect(s.tcpAddr!)
+  for (const [i, part] of parts.entries()) {
+    if (i > 0) await Bun.sleep(20)
+    await c.write(part)
+  }
+  c.end()
+  return (await c.readToEnd()).toString()
+}
+
 afterEach(async () => {
   await Promise.all(servers.map((s) => s.stop()))
   servers = []
@@ -301,30 +312,17 @@ describe("tcp echo", () => {
   })
 
   test("unparsed bytes at EOF are shown once more with eof set", async () => {
-    const s = await serve("line_parser")
-    const c = await Client.connect(s.tcpAddr!)
-    await c.write("a\nb\npartial")
-    c.end()
-    expect((await c.readToEnd()).toString()).toBe("line:a\nline:b\neof:partial\n")
+    expect(await converse(await serve("line_parser"), "a\nb\npartial")).toBe("line:a\nline:b\neof:partial\n")
   })
 
   test("withEachData: lines already buffered, split across arrivals and left at EOF, in order from one call", async () => {
-    const s = await serve("each_lines")
-    const c = await Client.connect(s.tcpAddr!)
-    await c.write("lines\na\nb")
-    await Bun.sleep(20)
-    await c.write("\nc\nd\ntail")
-    c.end()
-    expect((await c.readToEnd()).toString()).toBe("line:a\nline:b\nline:c\nline:d\neof:tail\ncalls:1\n")
+    const reply = await converse(await serve("each_lines"), "lines\na\nb", "\nc\nd\ntail")
+    expect(reply).toBe("line:a\nline:b\nline:c\nline:d\neof:tail\ncalls:1\n")
   })
 
   test("withEachData: pause() keeps the unparsed bytes, resolves true, and the next call goes on from them", async () => {
-    const s = await serve("each_lines")
-    const c = await Client.connect(s.tcpAddr!)
-    await c.write("pause\n1\n2\n3\n4\nend")
-    c.end()
     // A pause before each line after the first: 4 lines, 3 pauses, then the tail (after a pause too) at EOF.
-    expect((await c.readToEnd()).toString()).toBe("line:1\nline:2\nline:3\nline:4\neof:end\nresumes:4\n")
+    expect(await converse(await serve("each_lines"), "pause\n1\n2\n3\n4\nend")).toBe("line:1\nline:2\nline:3\nline:4\neof:end\nresumes:4\n")
   })
 
   test("withEachData: a parser that closes its connection ends the call (false) and drops what follows", async () => {
@@ -338,10 +336,7 @@ describe("tcp echo", () => {
   })
 
   test("withData refuses a parser's pause() with an error that names withEachData", async () => {
-    const s = await serve("each_lines")
-    const c = await Client.connect(s.tcpAddr!)
-    await c.write("misuse\nz")
-    const reply = (await c.readToEnd()).toString()
+    const reply = await converse(await serve("each_lines"), "misuse\nz")
     expect(reply).toStartWith("error:connection")
     expect(reply).toContain("ParseResult.pause() is for withEachData")
   })
