@@ -227,6 +227,13 @@ describe("outbound connections", () => {
   })
 })
 
+describe("sending", () => {
+  test("waitForSendRoom resolves at once when there is room (a loop that waits after every pause must not hang)", async () => {
+    const server = await launch(fixture("scenarios"))
+    expect(await ask(server, "send-room")).toBe("ok:true")
+  })
+})
+
 describe("timers", () => {
   test("sleepUntil resolves no earlier than its deadline (a Date or epoch ms)", async () => {
     const marks: number[] = []
@@ -263,11 +270,6 @@ describe("timers", () => {
     const server = await launch(fixture("scenarios"))
     expect(await ask(server, "timeout-ok")).toBe("ok:fast")
     expect(await ask(server, "timeout-expires")).toBe("err:ETIMEDOUT")
-  })
-
-  test("waitForSendRoom resolves at once when there is room (a loop that waits after every pause must not hang)", async () => {
-    const server = await launch(fixture("scenarios"))
-    expect(await ask(server, "send-room")).toBe("ok:true")
   })
 
   test("with every timer slot busy, sleep and timeout throw TimerExhausted; slots free on abort", async () => {
