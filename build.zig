@@ -7,6 +7,7 @@ const std = @import("std");
 
 const core_sources = [_][]const u8{
     "csrc/bufring.c",
+    "csrc/doorbell.c",
     "csrc/layout.c",
     "csrc/probe.c",
     "csrc/ring.c",

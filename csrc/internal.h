@@ -35,6 +35,11 @@ struct ringline_ring {
   int wake_fd;   /* other threads write here; the ring keeps a multishot poll on it */
   int notify_fd; /* registered with the kernel: signalled when CQEs are pending */
   int wake_armed;
+  /* The doorbell (doorbell.c): an epoll set of the ring's sockets, polled by a plain ring. */
+  int watch_fd;
+  struct io_uring bell;
+  int bell_ready;
+  int bell_armed; /* its POLL_ADD on watch_fd is in flight */
   uint32_t setup_flags; /* RINGLINE_SETUP_* granted */
   uint32_t max_ops;
   uint32_t max_completions;
@@ -66,6 +71,12 @@ void core_unmap(void *p, size_t bytes);
 
 /* Re-arms the internal multishot poll on wake_fd; 0 or -errno. */
 int core_arm_wake(ringline_ring *ring);
+
+/* The doorbell's setup (after notify_fd and wake_fd exist), teardown, and arming
+ * (drains the set's stale edges, re-arms the POLL_ADD): 0 or -errno. */
+int core_bell_init(ringline_ring *ring);
+void core_bell_free(ringline_ring *ring);
+int core_bell_arm(ringline_ring *ring);
 
 bufring *core_find_bufring(ringline_ring *ring, uint32_t bgid);
 void core_bufrings_free(ringline_ring *ring);

@@ -92,6 +92,7 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err) 
   }
   ring->wake_fd = -1;
   ring->notify_fd = -1;
+  ring->watch_fd = -1;
   uint32_t cq = params->cq_entries ? params->cq_entries : 4 * params->sq_entries;
   ring->max_ops = params->max_ops ? params->max_ops : params->sq_entries;
   ring->max_completions = params->max_completions ? params->max_completions : cq;
@@ -128,6 +129,8 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err) 
   }
   rc = io_uring_register_eventfd(&ring->uring, ring->notify_fd);
   if (rc < 0) goto fail;
+  rc = core_bell_init(ring);
+  if (rc < 0) goto fail;
   rc = core_arm_wake(ring);
   if (rc < 0) goto fail;
   rc = io_uring_submit(&ring->uring);
@@ -146,6 +149,7 @@ void ringline_ring_destroy(ringline_ring *ring) {
   if (ring == NULL) return;
   core_bufrings_free(ring);
   if (ring->uring_ready) io_uring_queue_exit(&ring->uring); /* cancels in-flight work */
+  core_bell_free(ring);
   if (ring->wake_fd >= 0) close(ring->wake_fd);
   if (ring->notify_fd >= 0) close(ring->notify_fd);
   free(ring->ops);
@@ -181,6 +185,10 @@ int32_t ringline_ring_wake(ringline_ring *ring) {
 
 int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on) {
   if (ring == NULL || on > 1) return -EINVAL;
+  if (on) {
+    int rc = core_bell_arm(ring);
+    if (rc < 0) return rc;
+  }
   return io_uring_cq_eventfd_toggle(&ring->uring, on != 0);
 }
 

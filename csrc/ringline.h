@@ -145,14 +145,20 @@ int32_t ringline_layout_query(uint32_t *out, uint32_t cap);
 
 /* Creates a ring from validated params (setup_flags updated to those granted); NULL and *err on failure. */
 ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err);
-/* Destroys the ring and everything it owns (buffer rings, slab, eventfds); NULL is ignored. */
+/* Destroys the ring and everything it owns (buffer rings, slab, eventfds, doorbell); NULL is ignored. */
 void ringline_ring_destroy(ringline_ring *ring);
 /* Wakes a ring waiting in ringline_ring_reap (any thread); it reports a RINGLINE_KIND_WAKE record. */
 int32_t ringline_ring_wake(ringline_ring *ring);
 /* The eventfd the kernel signals whenever completions are pending (await it instead of blocking). */
 int32_t ringline_ring_notify_fd(ringline_ring *ring);
-/* Turns notify_fd signalling on (1) or off (0): off while the caller is busy reaping anyway. */
+/* Turns notify_fd signalling on (1) or off (0): off while the caller is busy reaping anyway.
+ * On also arms the doorbell: a watched socket's next readiness edge signals notify_fd at once
+ * (a DEFER_TASKRUN ring's own signal for socket completions can lag by milliseconds).
+ * Look at the ring after turning it on: edges from before the call are dropped. */
 int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on);
+/* Adds sockets to the doorbell's set (an fd already in it is fine); a closed fd leaves it by itself.
+ * Returns 0, or the -errno of the first fd it could not add (the others are still added). */
+int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t count);
 /* Turns op records [0, n) into SQEs (all validated first: an invalid op takes none, -errno);
  * returns how many were taken, fewer than n when the SQ stayed full or flushing it failed after
  * some were taken (resubmit the rest later); -errno when a flush failed before any was taken. */

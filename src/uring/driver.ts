@@ -3,8 +3,9 @@
 // connection, everything queued behind it coalesced), timers on the ring.
 //
 // The loop waits in the ring while there is traffic and, once idle, awaits
-// the ring's notify eventfd on Bun's event loop, so timers and postMessage in
-// handlers keep working and an idle worker costs almost no CPU.
+// the ring's notify eventfd on Bun's event loop (rung at once by the ring's
+// doorbell when a socket stirs), so timers and postMessage in handlers keep
+// working and an idle worker costs almost no CPU.
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
@@ -63,22 +64,16 @@ const TICK_MS = 1
 
 /**
  * Consecutive ticks with nothing else completed before the worker parks: a
- * brief lull in traffic keeps it waiting in the ring, which wakes at once for
- * completions, instead of on the eventfd, which this kernel signals late (below).
+ * brief lull in traffic keeps it waiting in the ring, which answers the next
+ * completion without a turn of Bun's event loop.
+ *
+ * A parked worker wakes on the notify eventfd. For a socket's completions this
+ * kernel (6.18.44) signals it ~16 ms late on a DEFER_TASKRUN ring
+ * (bench/wake_probe.c), so park() also arms the ring's doorbell, which rings that
+ * eventfd as soon as a watched socket stirs: every socket the worker had when it
+ * last parked (watchNewSockets), its listeners and UDP sockets from the start.
  */
 const PARK_AFTER_QUIET_TICKS = 50
-
-/**
- * After parking, the ring is also looked at 1, 2, 4 and 8 ms later. On the kernel
- * here (6.18.44) the notify eventfd of a DEFER_TASKRUN ring turns readable ~16 ms
- * after a socket's data arrives (the kernel defers that signal; without
- * DEFER_TASKRUN it is ~0.03 ms): bench/wake_probe.c. The checks answer traffic that
- * resumes soon after a park within a few ms; later, the eventfd bounds the wait.
- * Looking on every 16 ms for as long as the worker stays parked cost 1.6 % of a
- * core for an idle 2-worker server (bench/README, "The open loop's tail").
- */
-const PARK_CHECK_FIRST_MS = 1
-const PARK_CHECK_LAST_MS = 8
 
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -176,9 +171,12 @@ export class UringDriver implements Driver, ConnBackend {
   private unparked = 0
   /** Ticks in a row with nothing else completed (PARK_AFTER_QUIET_TICKS). */
   private quietTicks = 0
-  /** While parked: the next look at the ring that does not wait for the eventfd, and its delay. */
-  private parkCheck: ReturnType<typeof setTimeout> | undefined
-  private parkCheckMs = PARK_CHECK_FIRST_MS
+  /** Slots whose socket the doorbell may not watch yet (listed once each: `listedForWatch`), and the fds handed over. */
+  private readonly unwatched: Int32Array
+  private unwatchedCount = 0
+  private readonly listedForWatch: Uint8Array
+  private readonly watchFds: Int32Array
+  private watchRefusalReported = false
   private loopEnded: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} }
   private notifyReader: ReadableStreamDefaultReader<Uint8Array> | null = null
   private loopDone: Promise<void> = Promise.resolve()
@@ -219,6 +217,9 @@ export class UringDriver implements Driver, ConnBackend {
     this.freeSlots = new Int32Array(max)
     for (let i = 0; i < max; i++) this.freeSlots[i] = max - 1 - i
     this.freeCount = max
+    this.unwatched = new Int32Array(max)
+    this.listedForWatch = new Uint8Array(max)
+    this.watchFds = new Int32Array(max)
 
     this.timerResolve = new Array(cfg.timerSlots)
     this.timerReject = new Array(cfg.timerSlots)
@@ -236,6 +237,7 @@ export class UringDriver implements Driver, ConnBackend {
     const fd = sym.ringline_socket_listen(sa, sa.length, this.cfg.backlog, SockFlag.REUSEPORT | SockFlag.UNLINK)
     if (fd < 0) throw new NativeError("listen", fd, addr)
     if (this.cfg.tcpNodelay && !addr.startsWith("unix:")) sym.ringline_socket_nodelay(fd, 1)
+    this.watch(Int32Array.of(fd))
     const index = this.listeners.length
     this.listeners.push({ fd, open: true })
     this.ring.push(Opcode.ACCEPT_MULTI, Kind.ACCEPT, index, 0, fd)
@@ -247,6 +249,7 @@ export class UringDriver implements Driver, ConnBackend {
     const sa = parseAddr(addr, sym)
     const fd = sym.ringline_socket_udp(sa, sa.length, SockFlag.REUSEPORT)
     if (fd < 0) throw new NativeError("bind udp", fd, addr)
+    this.watch(Int32Array.of(fd))
     this.udpBuffers ??= new UdpRecvBuffers(this.ring, UDP_BGID, this.cfg.udpRecvBuffer)
     const udp = new UringUdp(this.ring, this.udps.length, fd, this.udpBuffers, this.udpSlots, this.cfg, this.counters, () => this.kick(), (f) => this.socketName(f, false))
     this.udps.push(udp)
@@ -317,8 +320,7 @@ export class UringDriver implements Driver, ConnBackend {
    * however long their await chains), so what they queue goes out with the next
    * call. On each tick Bun's event loop gets a turn, or, once nothing but the
    * tick completed during PARK_AFTER_QUIET_TICKS periods in a row, the worker
-   * parks on the notify eventfd (and the checks that back it up: ~0 % CPU
-   * however long it stays idle).
+   * parks on the notify eventfd (~0 % CPU however long it stays idle).
    */
   private readonly run = (): void => {
     const ring = this.ring
@@ -355,24 +357,22 @@ export class UringDriver implements Driver, ConnBackend {
     this.ring.pushReserved(Opcode.TIMEOUT, Kind.TICK, this.tickSlot, 0, -1, this.tickSlot, TICK_MS)
   }
 
-  /** Waits on the notify eventfd (switched on only here) until completions or a kick arrive. */
+  /** Waits on the notify eventfd until completions, the doorbell or a kick arrive. */
   private park(): void {
     this.quietTicks = 0
-    this.parkCheckMs = PARK_CHECK_FIRST_MS
-    this.ring.notify(true)
     this.sleeping = true
-    this.kick() // one look first: what the last batch queued goes in, and completions that raced the switch-on end the park
+    this.kick() // one look first (unpark): what the last batch queued goes in, the doorbell gets armed
   }
 
   private readonly unpark = (): void => {
-    clearTimeout(this.parkCheck)
     try {
       this.stage()
+      this.watchNewSockets()
+      // Arming drops the doorbell's stale edges, so the look at the ring comes after it.
+      this.ring.notify(true)
       const n = this.ring.reap(0, 0)
       if (n === 0 && !this.stopped) {
-        this.sleeping = true // what was queued is submitted; its completion notifies, or the next check finds it
-        if (this.parkCheckMs <= PARK_CHECK_LAST_MS) this.parkCheck = setTimeout(this.checkParked, this.parkCheckMs)
-        this.parkCheckMs *= 2
+        this.sleeping = true // what was queued is submitted; its completion notifies
         return
       }
       this.ring.notify(false)
@@ -384,7 +384,29 @@ export class UringDriver implements Driver, ConnBackend {
     this.run()
   }
 
-  private readonly checkParked = (): void => this.kick()
+  /** Lists a slot's new socket for the doorbell (watched from the next park on). */
+  private listForWatch(slot: number): void {
+    if (this.listedForWatch[slot]) return // listed already (for the socket it had before): its current one gets watched
+    this.listedForWatch[slot] = 1
+    this.unwatched[this.unwatchedCount++] = slot
+  }
+
+  private watchNewSockets(): void {
+    let n = 0
+    for (let i = 0; i < this.unwatchedCount; i++) {
+      const slot = this.unwatched[i]!
+      this.listedForWatch[slot] = 0
+      if (this.fds[slot]! >= 0) this.watchFds[n++] = this.fds[slot]!
+    }
+    this.unwatchedCount = 0
+    if (n > 0) this.watch(this.watchFds.subarray(0, n))
+  }
+
+  private watch(fds: Int32Array): void {
+    if (this.ring.watch(fds) || this.watchRefusalReported) return
+    this.watchRefusalReported = true
+    console.error(`ringline: worker ${this.host.workerId}: the kernel's epoll limit (fs.epoll.max_user_watches) refused to watch some sockets; after an idle spell they are answered up to ~16 ms late`)
+  }
 
   /** Handles a batch of completions (the handlers they resume run after it). */
   private dispatch(n: number): void {
@@ -477,6 +499,7 @@ export class UringDriver implements Driver, ConnBackend {
     }
     const slot = this.freeSlots[--this.freeCount]!
     this.fds[slot] = fd
+    this.listForWatch(slot)
     const conn = this.openConn(slot)
     this.counters[C.connectionsAccepted]!++
     this.host.onConnection(conn)
@@ -527,6 +550,7 @@ export class UringDriver implements Driver, ConnBackend {
     const slot = this.freeSlots[--this.freeCount]!
     const gen = this.gens[slot]!
     this.fds[slot] = fd
+    this.listForWatch(slot)
     this.state[slot] = CONNECTING
     const w = this.ring.msgWordIndex(slot)
     this.ring.msgWords[w + MSG.iovCount] = 0

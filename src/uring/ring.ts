@@ -116,8 +116,21 @@ export class Ring {
     return (slot * MSG.bytes) >> 2
   }
 
+  /** Turns the notify eventfd on (and arms the doorbell: look at the ring after) or off. */
   notify(on: boolean): void {
-    this.sym.ringline_ring_notify_toggle(this.handle, on ? 1 : 0)
+    check("ringline_ring_notify_toggle", this.sym.ringline_ring_notify_toggle(this.handle, on ? 1 : 0))
+  }
+
+  /**
+   * Adds sockets to the doorbell that wakes a parked loop at once (csrc/doorbell.c).
+   * False when the kernel's epoll limits refused some: those wake it only through
+   * the eventfd, late (fs.epoll.max_user_watches).
+   */
+  watch(fds: Int32Array): boolean {
+    const rc = this.sym.ringline_ring_watch(this.handle, fds, fds.length)
+    if (rc === -Errno.ENOSPC || rc === -Errno.ENOMEM) return false
+    check("ringline_ring_watch", rc)
+    return true
   }
 
   destroy(): void {
