@@ -66,6 +66,20 @@ describe("udp", () => {
     }
   })
 
+  test("a datagram after a 200 ms silence is answered within milliseconds", async () => {
+    // A parked io_uring worker is woken by its doorbell, which watches the UDP socket (see tcp.test.ts).
+    const server = await launchUdp("udp_echo")
+    const c = await client()
+    const trips: number[] = []
+    for (let i = 0; i < 10; i++) {
+      await Bun.sleep(200)
+      const t = performance.now()
+      expect(text(await c.request(server.udpAddr!, "x"))).toBe("x")
+      trips.push(performance.now() - t)
+    }
+    expect(trips.sort((a, b) => a - b)[trips.length >> 1]!).toBeLessThan(5)
+  })
+
   test("a datagram over the receive limit is dropped and counted, and the socket goes on", async () => {
     const server = await launchUdp("udp_echo")
     const c = await client()
