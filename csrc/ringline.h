@@ -154,7 +154,8 @@ int32_t ringline_ring_notify_fd(ringline_ring *ring);
 /* Turns notify_fd signalling on (1) or off (0): off while the caller is busy reaping anyway.
  * On also arms the doorbell: a watched socket's next readiness edge signals notify_fd at once
  * (a DEFER_TASKRUN ring's own signal for socket completions can lag by milliseconds).
- * Look at the ring after turning it on: edges from before the call are dropped. */
+ * Look at the ring after turning it on: edges from before the call are dropped. Off leaves an
+ * armed doorbell armed: it may still signal once (a spare wake-up, never a lost one). */
 int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on);
 /* Adds sockets to the doorbell's set (an fd already in it is fine); a closed fd leaves it by itself.
  * Returns 0, or the -errno of the first fd it could not add (the others are still added). */

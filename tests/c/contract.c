@@ -1554,6 +1554,101 @@ static int test_closed_fd_ebadf(void) {
   return 0;
 }
 
+/* ── 20. the doorbell ──────────────────────────────────────────────────── */
+
+/* Whether fd polls readable within ms milliseconds. */
+static int readable_within(int fd, int ms) {
+  struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+  return poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN) != 0;
+}
+
+/* Empties a non-blocking eventfd. */
+static void drain_eventfd(int efd) {
+  uint64_t count;
+  while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
+  }
+}
+
+static int test_doorbell_rings(void) {
+  int sv[2], tv[2];
+  ringline_ring *r = ring_with_pair(sv);
+  CHECK(r != NULL);
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) == 0);
+  own_fd(tv[0]);
+  own_fd(tv[1]);
+  const int efd = ringline_ring_notify_fd(r);
+  CHECK(efd >= 0);
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+  CHECK(!readable_within(efd, 0)); /* the edge of sv[0] joining the set (writable) was dropped by arming */
+
+  /* No ring op is pending on sv[0]: only the doorbell can signal notify_fd for this byte. */
+  CHECK_EQ(write(sv[1], "x", 1), 1);
+  CHECK(readable_within(efd, 1000));
+  char buf[8];
+  CHECK_EQ(read(sv[0], buf, sizeof buf), 1); /* as the caller's ring would have */
+
+  /* Re-armed, an unwatched socket's data stays silent; the watched one's next byte rings again
+   * (which also shows the doorbell was armed while the unwatched one stayed silent). */
+  drain_eventfd(efd);
+  CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+  CHECK_EQ(write(tv[1], "y", 1), 1);
+  CHECK(!readable_within(efd, 50));
+  CHECK_EQ(write(sv[1], "z", 1), 1);
+  CHECK(readable_within(efd, 1000));
+  return 0;
+}
+
+static int test_doorbell_drops_stale_edges(void) {
+  int sv[2];
+  ringline_ring *r = ring_with_pair(sv);
+  CHECK(r != NULL);
+  const int efd = ringline_ring_notify_fd(r);
+  CHECK(efd >= 0);
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
+  /* Round 0 on a doorbell never armed, round 1 on one that has rung: data that arrives
+   * while the caller is busy (signalling off) must not ring once it parks again. */
+  for (int round = 0; round < 2; round++) {
+    CHECK_EQ(ringline_ring_notify_toggle(r, 0), 0);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    drain_eventfd(efd);
+    CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+    CHECK(!readable_within(efd, 50)); /* that edge came before arming */
+    CHECK_EQ(write(sv[1], "y", 1), 1);
+    CHECK(readable_within(efd, 1000)); /* a new one rings */
+    char buf[8];
+    CHECK_EQ(read(sv[0], buf, sizeof buf), 2);
+  }
+  return 0;
+}
+
+static int test_doorbell_watch_errors(void) {
+  int sv[2], tv[2];
+  ringline_ring *r = ring_with_pair(sv);
+  CHECK(r != NULL);
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) == 0);
+  own_fd(tv[0]);
+  own_fd(tv[1]);
+  const int32_t bad = -1;
+  CHECK_EQ(ringline_ring_watch(NULL, &sv[0], 1), -EINVAL);
+  CHECK_EQ(ringline_ring_watch(r, NULL, 1), -EINVAL);
+  CHECK_EQ(ringline_ring_watch(r, NULL, 0), 0);
+  CHECK_EQ(ringline_ring_watch(r, &bad, 1), -EBADF);
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0); /* already in the set */
+
+  /* The first error is reported, and the fds after the bad one are still watched. */
+  const int32_t list[3] = {sv[0], bad, tv[0]};
+  CHECK_EQ(ringline_ring_watch(r, list, 3), -EBADF);
+  const int efd = ringline_ring_notify_fd(r);
+  CHECK(efd >= 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+  CHECK(!readable_within(efd, 0));
+  CHECK_EQ(write(tv[1], "x", 1), 1);
+  CHECK(readable_within(efd, 1000));
+  return 0;
+}
+
 /* ── runner ────────────────────────────────────────────────────────────── */
 
 static const struct {
@@ -1581,6 +1676,9 @@ static const struct {
     {"CANCEL by user_data and CANCEL_FD end a pending recv", test_cancel_pending_recv},
     {"RECVMSG_MULTI over UDP: datagram, source address, truncation", test_recvmsg_multi_udp},
     {"closed fd: socket helpers and ops report -EBADF", test_closed_fd_ebadf},
+    {"doorbell: a watched socket's data rings notify_fd, an unwatched one's does not; re-armed, it rings again", test_doorbell_rings},
+    {"doorbell: edges from before arming are dropped, the next one rings", test_doorbell_drops_stale_edges},
+    {"doorbell: watch refuses NULL/-1 (-EINVAL/-EBADF), accepts a repeat, watches past a bad fd", test_doorbell_watch_errors},
 };
 
 /* Runs one test in a child process, so a crash (UBSan trap, abort, SIGSEGV) or a
