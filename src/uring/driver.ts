@@ -402,10 +402,13 @@ export class UringDriver implements Driver, ConnBackend {
     if (n > 0) this.watch(this.watchFds.subarray(0, n))
   }
 
+  /** A socket the doorbell cannot watch still works, only its first bytes after a park wait for the late eventfd: said once, never thrown. */
   private watch(fds: Int32Array): void {
-    if (this.ring.watch(fds) || this.watchRefusalReported) return
+    const rc = this.ring.watch(fds)
+    if (rc === 0 || this.watchRefusalReported) return
     this.watchRefusalReported = true
-    console.error(`ringline: worker ${this.host.workerId}: the kernel's epoll limit (fs.epoll.max_user_watches) refused to watch some sockets; after an idle spell they are answered up to ~16 ms late`)
+    const limit = rc === -Errno.ENOSPC ? " (the kernel's fs.epoll.max_user_watches)" : ""
+    console.error(`ringline: worker ${this.host.workerId}: the doorbell could not watch a socket: ${errnoName(rc)}${limit}; after an idle spell such sockets are answered up to ~16 ms late`)
   }
 
   /** Handles a batch of completions (the handlers they resume run after it). */

@@ -123,14 +123,11 @@ export class Ring {
 
   /**
    * Adds sockets to the doorbell that wakes a parked loop at once (csrc/doorbell.c).
-   * False when the kernel's epoll limits refused some: those wake it only through
-   * the eventfd, late (fs.epoll.max_user_watches).
+   * Returns 0, or the -errno of the first it could not add: that one wakes a parked
+   * loop only through the eventfd, late.
    */
-  watch(fds: Int32Array): boolean {
-    const rc = this.sym.ringline_ring_watch(this.handle, fds, fds.length)
-    if (rc === -Errno.ENOSPC || rc === -Errno.ENOMEM) return false
-    check("ringline_ring_watch", rc)
-    return true
+  watch(fds: Int32Array): number {
+    return this.sym.ringline_ring_watch(this.handle, fds, fds.length)
   }
 
   destroy(): void {
