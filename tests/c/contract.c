@@ -175,12 +175,15 @@ static ringline_ring *std_ring(void) {
 }
 
 /* A ring with the standard params and a stream socketpair (its fds closed when the test ends); NULL on failure. */
-static ringline_ring *ring_with_pair(int sv[2]) {
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return NULL;
+/* An AF_UNIX stream pair whose ends the test harness closes; 0 or -1. */
+static int own_pair(int sv[2]) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
   own_fd(sv[0]);
   own_fd(sv[1]);
-  return std_ring();
+  return 0;
 }
+
+static ringline_ring *ring_with_pair(int sv[2]) { return own_pair(sv) == 0 ? std_ring() : NULL; }
 
 static void put_op(ringline_ring *r, uint32_t i, uint32_t opcode, uint32_t kind, uint32_t slot, uint32_t gen,
                    int32_t fd, uint32_t a, uint32_t b, uint32_t c) {
@@ -828,9 +831,7 @@ static int test_bad_arguments(void) {
   ringline_ring *r = std_ring();
   CHECK(r != NULL);
   int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  own_fd(sv[0]);
-  own_fd(sv[1]);
+  CHECK(own_pair(sv) == 0);
 
   /* bufring_create / recycle / destroy */
   CHECK_EQ(ringline_bufring_create(r, 0, 0, 64, RINGLINE_BUF_OWN_MEMORY), -EINVAL);
@@ -1573,9 +1574,7 @@ static int test_doorbell_rings(void) {
   int sv[2], tv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) == 0);
-  own_fd(tv[0]);
-  own_fd(tv[1]);
+  CHECK(own_pair(tv) == 0);
   const int efd = ringline_ring_notify_fd(r);
   CHECK(efd >= 0);
   CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
@@ -1626,9 +1625,7 @@ static int test_doorbell_watch_errors(void) {
   int sv[2], tv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) == 0);
-  own_fd(tv[0]);
-  own_fd(tv[1]);
+  CHECK(own_pair(tv) == 0);
   const int32_t bad = -1;
   CHECK_EQ(ringline_ring_watch(NULL, &sv[0], 1), -EINVAL);
   CHECK_EQ(ringline_ring_watch(r, NULL, 1), -EINVAL);
