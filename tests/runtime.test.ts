@@ -347,11 +347,23 @@ describe("tasks and hooks", () => {
     server.wakeHandle(0).wake()
     let count = 0
     for (let i = 0; i < 50 && count < 1; i++) {
-      count = Number(await ask(server, "?"))
+      count = Number((await ask(server, "?")).split(" ")[0])
       if (count < 1) await Bun.sleep(10)
     }
     expect(count).toBeGreaterThanOrEqual(1)
     expect(() => server.wakeHandle(5)).toThrow(RangeError)
+  })
+
+  test("wakeHandle(id).wake() reaches a worker idle for 200 ms within milliseconds", async () => {
+    // On io_uring the worker has parked by then (after 50 quiet ms); the ring's wake eventfd is in its doorbell.
+    const server = await launch(fixture("notify_counter"))
+    await Bun.sleep(200)
+    const wokenAt = performance.timeOrigin + performance.now()
+    server.wakeHandle(0).wake()
+    await Bun.sleep(100)
+    const [count, notifiedAt] = (await ask(server, "?")).split(" ").map(Number)
+    expect(count).toBe(1)
+    expect(notifiedAt! - wokenAt).toBeLessThan(5)
   })
 
   test("onTick runs after the worker processes events", async () => {
