@@ -69,9 +69,10 @@ const TICK_MS = 1
  *
  * A parked worker wakes on the notify eventfd. For a socket's completions this
  * kernel (6.18.44) signals it ~16 ms late on a DEFER_TASKRUN ring
- * (bench/wake_probe.c), so park() also arms the ring's doorbell, which rings that
- * eventfd as soon as a watched socket stirs: every socket the worker had when it
- * last parked (watchNewSockets), its listeners and UDP sockets from the start.
+ * (bench/wake_probe.c), so parking also arms the ring's doorbell (unpark), which
+ * rings that eventfd as soon as a watched socket stirs: every socket the worker
+ * had when it last parked (watchNewSockets), its listeners, UDP sockets and the
+ * ring's wake eventfd from the start.
  */
 const PARK_AFTER_QUIET_TICKS = 50
 
