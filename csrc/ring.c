@@ -183,13 +183,13 @@ int32_t ringline_ring_wake(ringline_ring *ring) {
   return 0;
 }
 
-int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on) {
-  if (ring == NULL || on > 1) return -EINVAL;
-  if (on) {
+int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t what) {
+  if (ring == NULL || (what & ~(RINGLINE_NOTIFY_CQ | RINGLINE_NOTIFY_DOORBELL))) return -EINVAL;
+  if (what & RINGLINE_NOTIFY_DOORBELL) {
     int rc = core_bell_arm(ring);
     if (rc < 0) return rc;
   }
-  return io_uring_cq_eventfd_toggle(&ring->uring, on != 0);
+  return io_uring_cq_eventfd_toggle(&ring->uring, (what & RINGLINE_NOTIFY_CQ) != 0);
 }
 
 int32_t ringline_ring_notify_fd(ringline_ring *ring) { return ring == NULL ? -EINVAL : ring->notify_fd; }

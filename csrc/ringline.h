@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 5u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
+#define RINGLINE_ABI_VERSION 6u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -54,6 +54,8 @@ extern "C" {
 #define RINGLINE_KIND_WAKE        255u         /* record: another thread called ringline_ring_wake */
 #define RINGLINE_KIND_OVERFLOW    254u         /* record: the kernel dropped `extra` CQEs */
 #define RINGLINE_WAIT_UNBOUNDED   0xFFFFFFFFu  /* reap timeout: no kernel timer (the caller keeps a TIMEOUT op in flight) */
+#define RINGLINE_NOTIFY_CQ        (1u << 0) /* notify_toggle: the ring's own eventfd signal */
+#define RINGLINE_NOTIFY_DOORBELL  (1u << 1) /* notify_toggle: arm the doorbell (doorbell.c) */
 
 /* ── Opcodes of ringline_op (fields a/b/c per opcode) ────────────────────── */
 enum ringline_opcode {
@@ -151,12 +153,13 @@ void ringline_ring_destroy(ringline_ring *ring);
 int32_t ringline_ring_wake(ringline_ring *ring);
 /* The eventfd the kernel signals whenever completions are pending (await it instead of blocking). */
 int32_t ringline_ring_notify_fd(ringline_ring *ring);
-/* Turns notify_fd signalling on (1) or off (0): off while the caller is busy reaping anyway.
- * On also arms the doorbell: a watched socket's next readiness edge signals notify_fd at once
- * (a DEFER_TASKRUN ring's own signal for socket completions can lag by milliseconds).
- * Look at the ring after turning it on: edges from before the call are dropped. Off leaves an
- * armed doorbell armed: it may still signal once (a spare wake-up, never a lost one). */
-int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t on);
+/* What signals notify_fd (RINGLINE_NOTIFY_* bits; 0 while the caller is busy reaping anyway).
+ * CQ: every completion, but for a socket's completions a DEFER_TASKRUN ring signals it only
+ * ~16 ms later on kernels such as 6.18 (timers at once). DOORBELL arms the doorbell: a watched
+ * socket's next readiness edge signals it at once; look at the ring after arming, edges from
+ * before the call are dropped. Without DOORBELL an armed doorbell stays armed: it may still
+ * signal once (a spare wake-up, never a lost one). */
+int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t what);
 /* Adds sockets to the doorbell's set (an fd already in it is fine); a closed fd leaves it by itself.
  * Returns 0, or the -errno of the first fd it could not add (the others are still added). */
 int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t count);

@@ -11,7 +11,7 @@ import { ConnCtx, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
-import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
+import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Notify, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
 import { drainMicrotasks } from "bun:jsc"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
@@ -271,7 +271,7 @@ export class UringDriver implements Driver, ConnBackend {
     this.notifyReader = reader
     void this.pumpNotify(reader)
     this.loopDone = new Promise((resolve, reject) => (this.loopEnded = { resolve, reject }))
-    this.ring.notify(false) // while the loop waits in the ring itself, the eventfd stays quiet
+    this.ring.notify(0) // while the loop waits in the ring itself, the eventfd stays quiet
     this.armTick()
     setImmediate(this.run)
   }
@@ -369,14 +369,15 @@ export class UringDriver implements Driver, ConnBackend {
     try {
       this.stage()
       this.watchNewSockets()
-      // Arming drops the doorbell's stale edges, so the look at the ring comes after it.
-      this.ring.notify(true)
+      // Arming drops the doorbell's stale edges, so the look at the ring comes after it. The
+      // ring's own signal is for timers: for sockets it only comes ~16 ms after the doorbell's.
+      this.ring.notify(Notify.DOORBELL | (this.timerFreeCount < this.timerGen.length ? Notify.CQ : 0))
       const n = this.ring.reap(0, 0)
       if (n === 0 && !this.stopped) {
         this.sleeping = true // what was queued is submitted; its completion notifies
         return
       }
-      this.ring.notify(false)
+      this.ring.notify(0)
       this.unparked = n
       this.armTick()
     } catch (e) {

@@ -21,6 +21,7 @@ export class Ring {
   /** Op records, 8 words each. */
   private readonly ops: Int32Array
   private readonly maxOps: number
+  /** Ops queued and not yet in the submission queue. */
   private pending = 0
   /** Completion records, 8 words each; valid up to the last reap's count. */
   readonly cqes: Int32Array
@@ -116,9 +117,9 @@ export class Ring {
     return (slot * MSG.bytes) >> 2
   }
 
-  /** Turns the notify eventfd on (and arms the doorbell: look at the ring after) or off. */
-  notify(on: boolean): void {
-    check("ringline_ring_notify_toggle", this.sym.ringline_ring_notify_toggle(this.handle, on ? 1 : 0))
+  /** What signals the notify eventfd: Notify bits, 0 for nothing (arming the doorbell: look at the ring after). */
+  notify(what: number): void {
+    check("ringline_ring_notify_toggle", this.sym.ringline_ring_notify_toggle(this.handle, what))
   }
 
   /**

@@ -242,10 +242,12 @@ static int test_layout(void) {
   CHECK(n > 0 && n <= 256);
   CHECK_EQ(out[0], RINGLINE_ABI_VERSION);
   CHECK_EQ(out[1], sizeof(ringline_ring_params));
-  CHECK_EQ(n, 47);
+  CHECK_EQ(n, 49);
   CHECK_EQ(out[44], RINGLINE_WAIT_UNBOUNDED);
   CHECK_EQ(out[45], RINGLINE_BUF_OWN_MEMORY);
   CHECK_EQ(out[46], RINGLINE_CLOSE_QUIET);
+  CHECK_EQ(out[47], RINGLINE_NOTIFY_CQ);
+  CHECK_EQ(out[48], RINGLINE_NOTIFY_DOORBELL);
   /* the recvmsg header block: size, the four field offsets, then the name room */
   const uint32_t recvmsg_block[] = {16, 0, 4, 8, 12, RINGLINE_RECVMSG_NAME_LEN};
   for (int i = 0; i < 6; i++) CHECK_EQ(out[34 + i], recvmsg_block[i]);
@@ -758,7 +760,7 @@ static int test_wake_and_notify_fd(void) {
   CHECK_EQ(ringline_ring_completions(q)[0].slot, 1);
   while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
   }
-  CHECK_EQ(ringline_ring_notify_toggle(q, 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_CQ), 0);
   put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 2, 0, -1, 0, 5, 0);
   CHECK_EQ(ringline_ring_prepare(q, 1), 1);
   CHECK_EQ(ringline_ring_reap(q, 0, 0), 0);
@@ -766,7 +768,7 @@ static int test_wake_and_notify_fd(void) {
   n = ringline_ring_reap(q, 0, 0);
   CHECK_EQ(n, 1);
   CHECK_EQ(ringline_ring_completions(q)[0].slot, 2);
-  CHECK_EQ(ringline_ring_notify_toggle(q, 2), -EINVAL);
+  CHECK_EQ(ringline_ring_notify_toggle(q, 4), -EINVAL);
   return 0;
 }
 
@@ -1578,7 +1580,7 @@ static int test_doorbell_rings(void) {
   const int efd = ringline_ring_notify_fd(r);
   CHECK(efd >= 0);
   CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
-  CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
   CHECK(!readable_within(efd, 0)); /* the edge of sv[0] joining the set (writable) was dropped by arming */
 
   /* No ring op is pending on sv[0]: only the doorbell can signal notify_fd for this byte. */
@@ -1590,7 +1592,7 @@ static int test_doorbell_rings(void) {
   /* Re-armed, an unwatched socket's data stays silent; the watched one's next byte rings again
    * (which also shows the doorbell was armed while the unwatched one stayed silent). */
   drain_eventfd(efd);
-  CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
   CHECK_EQ(write(tv[1], "y", 1), 1);
   CHECK(!readable_within(efd, 50));
   CHECK_EQ(write(sv[1], "z", 1), 1);
@@ -1611,7 +1613,7 @@ static int test_doorbell_drops_stale_edges(void) {
     CHECK_EQ(ringline_ring_notify_toggle(r, 0), 0);
     CHECK_EQ(write(sv[1], "x", 1), 1);
     drain_eventfd(efd);
-    CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+    CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
     CHECK(!readable_within(efd, 50)); /* that edge came before arming */
     CHECK_EQ(write(sv[1], "y", 1), 1);
     CHECK(readable_within(efd, 1000)); /* a new one rings */
@@ -1639,7 +1641,7 @@ static int test_doorbell_watch_errors(void) {
   CHECK_EQ(ringline_ring_watch(r, list, 3), -EBADF);
   const int efd = ringline_ring_notify_fd(r);
   CHECK(efd >= 0);
-  CHECK_EQ(ringline_ring_notify_toggle(r, 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
   CHECK(!readable_within(efd, 0));
   CHECK_EQ(write(tv[1], "x", 1), 1);
   CHECK(readable_within(efd, 1000));
