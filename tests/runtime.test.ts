@@ -355,7 +355,7 @@ describe("tasks and hooks", () => {
   })
 
   test("wakeHandle(id).wake() reaches a worker idle for 200 ms within milliseconds", async () => {
-    // On io_uring the worker has parked by then (after 50 quiet ms); the ring's wake eventfd is in its doorbell.
+    // On io_uring the worker has parked by then (after 4 quiet ms); the ring's wake eventfd is in its doorbell.
     const server = await launch(fixture("notify_counter"))
     await Bun.sleep(200)
     const wokenAt = performance.timeOrigin + performance.now()

@@ -64,8 +64,10 @@ const TICK_MS = 1
 
 /**
  * Consecutive ticks with nothing else completed before the worker parks: a
- * brief lull in traffic keeps it waiting in the ring, which answers the next
- * completion without a turn of Bun's event loop.
+ * lull of a few ms keeps it waiting in the ring, which answers the next
+ * completion without a turn of Bun's event loop; a longer one stops the ticks,
+ * each of which costs ~15–20 µs of CPU on the VM here (50 of them were most of
+ * what an isolated request cost: `bun bench/lull.ts <addr> 200 <server pid>`).
  *
  * A parked worker wakes on the notify eventfd. For a socket's completions this
  * kernel (6.18.44) signals it ~16 ms late on a DEFER_TASKRUN ring
@@ -74,7 +76,7 @@ const TICK_MS = 1
  * had when it last parked (watchNewSockets), its listeners, UDP sockets and the
  * ring's wake eventfd from the start.
  */
-const PARK_AFTER_QUIET_TICKS = 50
+const PARK_AFTER_QUIET_TICKS = 4
 
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
