@@ -111,6 +111,18 @@ export interface Running {
   stop: () => Promise<void>
 }
 
+/**
+ * A server by its name here, or "name@/other/checkout" to run that checkout's
+ * build of it (its bench/ and zig-out/), with extra environment variables.
+ */
+export function serverSpec(arg: string, env: Record<string, string> = {}): ServerSpec {
+  const [name, otherRoot] = arg.split("@")
+  const base = [...ALL_SERVERS, ...PAIR_ONLY_SERVERS].find((s) => s.name === name)
+  if (base === undefined) throw new Error(`no server "${name}" in bench/harness.ts`)
+  const cmd = otherRoot === undefined ? base.cmd : base.cmd.map((part) => part.replace(root, `${otherRoot.replace(/\/?$/, "/")}`))
+  return { name: arg, cmd, env: { ...base.env, ...env } }
+}
+
 export async function startServer(spec: ServerSpec, cpu: string, extraArgs: string[] = []): Promise<Running> {
   const child = Bun.spawn(["taskset", "-c", cpu, ...spec.cmd, ...extraArgs], {
     env: { ...process.env, ...spec.env },

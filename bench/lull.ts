@@ -1,34 +1,50 @@
-// lull: how long one request takes to be answered after a silence of GAP ms,
-// repeated 100 times on one connection (what a parked worker's wake-up costs),
-// and, given the server's pid, the server CPU time per request over those 100
-// (what sparse traffic costs: the wake-up, the request, the idle ticks after it).
+// lull: sparse traffic. For each server, one connection, 100 one-byte requests
+// GAP ms apart: the round trip (median, p90, largest: how soon a worker that
+// went idle answers) and the server's CPU time per request (the wake-up, the
+// request, and whatever the server does until it is idle again).
 //
-//   bun bench/lull.ts <host:port> [gap ms = 30] [server pid]
+//   bun bench/lull.ts [gaps in ms, comma-separated = 2,20,200] [server names...]
 //
-// Against a running echo, e.g. `RINGLINE_BACKEND=io_uring bun bench/servers/ringline_echo.ts 1`
-// (its "ready <tcp> <udp>" line gives host:port). Prints the median, p90 and largest round trip.
+// Servers are bench/harness.ts names (default: C io_uring, Bun.listen, ringline
+// portable, ringline io_uring; "name@/other/checkout" runs another build, as in
+// pair.ts), each started alone and pinned to CPU 1, warmed up with 300 requests
+// 1 ms apart before the timed ones.
 import net from "node:net"
-import { cpuSeconds } from "./harness"
+import { cpuSeconds, serverSpec, startServer } from "./harness"
 
-const [addr, gapArg, pidArg] = process.argv.slice(2)
-if (addr === undefined) throw new Error("usage: bun bench/lull.ts <host:port> [gap ms] [server pid]")
-const pid = pidArg === undefined ? null : Number(pidArg)
-const gap = Number(gapArg ?? 30)
-const at = addr.lastIndexOf(":")
-const socket = net.connect(Number(addr.slice(at + 1)), addr.slice(0, at))
-await new Promise((resolve) => socket.once("connect", resolve))
-socket.setNoDelay(true)
-const trips: number[] = []
-const cpuBefore = pid === null ? 0 : cpuSeconds(pid)
-for (let i = 0; i < 100; i++) {
-  await Bun.sleep(gap)
-  const t = performance.now()
-  const echoed = new Promise((resolve) => socket.once("data", resolve))
-  socket.write("x")
-  await echoed
-  trips.push(performance.now() - t)
+const [gapsArg, ...names] = process.argv.slice(2)
+const gaps = (gapsArg ?? "2,20,200").split(",").map(Number)
+const chosen = names.length > 0 ? names : ["C io_uring", "Bun.listen", "ringline portable", "ringline io_uring"]
+const ROUNDS = 100
+
+/** Round trips (ms) of `count` one-byte requests, each after `gap` ms of silence. */
+async function requests(socket: net.Socket, count: number, gap: number): Promise<number[]> {
+  const trips: number[] = []
+  for (let i = 0; i < count; i++) {
+    await Bun.sleep(gap)
+    const t = performance.now()
+    const echoed = new Promise((resolve) => socket.once("data", resolve))
+    socket.write("x")
+    await echoed
+    trips.push(performance.now() - t)
+  }
+  return trips.sort((a, b) => a - b)
 }
-const cpu = pid === null ? "" : `; server CPU ${(((cpuSeconds(pid) - cpuBefore) / trips.length) * 1e6).toFixed(0)} µs per request`
-socket.end()
-trips.sort((a, b) => a - b)
-console.log(`after ${gap} ms of silence: median ${trips[50]!.toFixed(3)} ms, p90 ${trips[90]!.toFixed(3)} ms, max ${trips[99]!.toFixed(3)} ms${cpu}`)
+
+for (const name of chosen) {
+  const server = await startServer(serverSpec(name), "1")
+  const at = server.tcp.lastIndexOf(":")
+  const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
+  await new Promise((resolve) => socket.once("connect", resolve))
+  socket.setNoDelay(true)
+  await requests(socket, 300, 1)
+  for (const gap of gaps) {
+    const cpuBefore = cpuSeconds(server.pid)
+    const trips = await requests(socket, ROUNDS, gap)
+    const cpuUs = ((cpuSeconds(server.pid) - cpuBefore) / ROUNDS) * 1e6
+    const ms = (i: number) => trips[i]!.toFixed(3)
+    console.log(`${name}, after ${gap} ms of silence: round trip median ${ms(ROUNDS >> 1)} ms, p90 ${ms(90)}, max ${ms(ROUNDS - 1)}; server CPU ${cpuUs.toFixed(0)} µs per request`)
+  }
+  socket.end()
+  await server.stop()
+}

@@ -15,7 +15,7 @@
 // for that server alone ('{"MIMALLOC_PURGE_DELAY":"-1"}'). RINGLINE_BENCH_METRICS=1
 // makes ringline servers print their counters (bytesSentWithoutCopy, ...) on
 // stderr when they stop.
-import { ALL_SERVERS, PAIR_ONLY_SERVERS, allRows, cpuSeconds, loadgen, processTimes, root, startServer, warmupArgs, type ServerSpec } from "./harness"
+import { allRows, cpuSeconds, loadgen, processTimes, serverSpec, startServer, warmupArgs, type ServerSpec } from "./harness"
 
 const [nameA, nameB, rowName] = process.argv.slice(2)
 if (rowName === undefined) throw new Error('usage: bun bench/pair.ts "<server A>[@root]" "<server B>[@root]" "<row>"')
@@ -24,11 +24,7 @@ if (row === undefined) throw new Error(`no row matches "${rowName}"`)
 const reps = Number(process.env.PAIR_REPS ?? 10)
 
 function spec(arg: string, config: string | undefined, env: string | undefined): ServerSpec {
-  const [name, otherRoot] = arg.split("@")
-  const base = [...ALL_SERVERS, ...PAIR_ONLY_SERVERS].find((s) => s.name === name)
-  if (base === undefined) throw new Error(`no server "${name}" in bench/harness.ts`)
-  const cmd = otherRoot === undefined ? base.cmd : base.cmd.map((part) => part.replace(root, `${otherRoot.replace(/\/?$/, "/")}`))
-  return { name: arg, cmd, env: { ...base.env, ...(config ? { RINGLINE_BENCH_CONFIG: config } : {}), ...JSON.parse(env ?? "{}") } }
+  return serverSpec(arg, { ...(config ? { RINGLINE_BENCH_CONFIG: config } : {}), ...JSON.parse(env ?? "{}") })
 }
 
 const servers = [
