@@ -66,8 +66,8 @@ const TICK_MS = 1
  * Consecutive ticks with nothing else completed before the worker parks: a
  * lull of a few ms keeps it waiting in the ring, which answers the next
  * completion without a turn of Bun's event loop; a longer one stops the ticks,
- * each of which costs ~15–20 µs of CPU on the VM here (50 of them were most of
- * what an isolated request cost: `bun bench/lull.ts <addr> 200 <server pid>`).
+ * which cost CPU (50 of them were most of what a request after a long silence
+ * cost: `bun bench/lull.ts`, bench/README "Sparse traffic").
  *
  * A parked worker wakes on the notify eventfd. For a socket's completions this
  * kernel (6.18.44) signals it ~16 ms late on a DEFER_TASKRUN ring
