@@ -8,7 +8,8 @@
 // Servers are bench/harness.ts names (default: C io_uring, Bun.listen, ringline
 // portable, ringline io_uring; "name@/other/checkout" runs another build, as in
 // pair.ts), each started alone and pinned to CPU 1, warmed up with 300 requests
-// 1 ms apart before the timed ones.
+// 1 ms apart and 200 more 5 ms apart before the timed ones (the JIT compiles the
+// path a lull takes too: without them its compiling counted in the first gap's figures).
 import net from "node:net"
 import { cpuSeconds, serverSpec, startServer } from "./harness"
 
@@ -38,6 +39,7 @@ for (const name of chosen) {
   await new Promise((resolve) => socket.once("connect", resolve))
   socket.setNoDelay(true)
   await requests(socket, 300, 1)
+  await requests(socket, 200, 5)
   for (const gap of gaps) {
     const cpuBefore = cpuSeconds(server.pid)
     const trips = await requests(socket, ROUNDS, gap)

@@ -78,6 +78,16 @@ const TICK_MS = 1
  */
 const PARK_AFTER_QUIET_TICKS = 4
 
+/**
+ * Sparse traffic: a worker woken after sleeping at least SPARSE_AFTER_SLEEP_MS answers
+ * what woke it and sleeps again as soon as the ring has nothing ready, without ticking:
+ * an isolated request then costs one wake-up, not one more per tick until the worker
+ * parks. A shorter sleep, or SPARSE_PASSES batches in a row without a chance to sleep,
+ * mean the traffic is back: the loop waits in the ring with its tick again.
+ */
+const SPARSE_AFTER_SLEEP_MS = 1
+const SPARSE_PASSES = 16
+
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Parses "host:port" / "[v6]:port" / "unix:/path" into sockaddr bytes (throws EINVAL with the text). */
@@ -174,6 +184,10 @@ export class UringDriver implements Driver, ConnBackend {
   private unparked = 0
   /** Ticks in a row with nothing else completed (PARK_AFTER_QUIET_TICKS). */
   private quietTicks = 0
+  /** When the worker last went to sleep (performance.now()). */
+  private sleptAt = 0
+  /** Passes left before the loop ticks again after a long sleep (SPARSE_PASSES); 0: it ticks (no sleep without a quiet tick). */
+  private sparsePasses = 0
   /** Slots whose socket the doorbell may not watch yet (listed once each: `listedForWatch`), and the fds handed over. */
   private readonly unwatched: Int32Array
   private unwatchedCount = 0
@@ -333,8 +347,15 @@ export class UringDriver implements Driver, ConnBackend {
       while (!this.stopped) {
         if (n === 0) {
           this.stage()
-          n = ring.reap(1, WAIT_UNBOUNDED)
+          n = ring.reap(this.sparsePasses === 0 ? 1 : 0, WAIT_UNBOUNDED)
+          if (n === 0 && this.sparsePasses > 0) {
+            if (!this.sleepUnlessReady()) return
+            n = this.unparked
+            this.unparked = 0
+            continue
+          }
         }
+        if (this.sparsePasses > 0 && --this.sparsePasses === 0) this.armTick() // traffic is back: wait in the ring again
         this.sinceTick += n
         this.dispatch(n)
         n = 0
@@ -360,32 +381,53 @@ export class UringDriver implements Driver, ConnBackend {
     this.ring.pushReserved(Opcode.TIMEOUT, Kind.TICK, this.tickSlot, 0, -1, this.tickSlot, TICK_MS)
   }
 
-  /** Waits on the notify eventfd until completions, the doorbell or a kick arrive. */
+  /** At a quiet tick: what the last batch queued goes in, then the worker sleeps unless something came meanwhile. */
   private park(): void {
     this.quietTicks = 0
-    this.sleeping = true
-    this.kick() // one look first (unpark): what the last batch queued goes in, the doorbell gets armed
+    this.stage()
+    // Run on the next turn, not from here: run → park → run would nest for as long as completions keep coming.
+    if (this.sleepUnlessReady()) setImmediate(this.run)
   }
 
+  /** A notification or a kick while asleep: runs what came, or sleeps again if nothing did (a kick that completed nothing). */
   private readonly unpark = (): void => {
     try {
+      this.sparsePasses = performance.now() - this.sleptAt >= SPARSE_AFTER_SLEEP_MS ? SPARSE_PASSES : 0
       this.stage()
-      this.watchNewSockets()
-      // Arming drops the doorbell's stale edges, so the look at the ring comes after it. The
-      // ring's own signal is for timers: for sockets it only comes ~16 ms after the doorbell's.
-      this.ring.notify(Notify.DOORBELL | (this.timerFreeCount < this.timerGen.length ? Notify.CQ : 0))
       const n = this.ring.reap(0, 0)
-      if (n === 0 && !this.stopped) {
-        this.sleeping = true // what was queued is submitted; its completion notifies
-        return
-      }
-      this.ring.notify(0)
-      this.unparked = n
-      this.armTick()
+      if (n > 0 || this.stopped) this.wakeWith(n)
+      else if (!this.sleepUnlessReady()) return
     } catch (e) {
       return this.loopEnded.reject(e as Error)
     }
     this.run()
+  }
+
+  /**
+   * Arms the doorbell, then looks at the ring once more (arming drops the doorbell's
+   * stale edges, so the look comes after it). False: asleep on the notify eventfd.
+   * The ring's own signal is on only for timers: for sockets it comes ~16 ms after
+   * the doorbell's. The doorbell is armed only here, on the way to sleep: armed
+   * while the loop runs, it would ring at the next busy moment and cost a read.
+   */
+  private sleepUnlessReady(): boolean {
+    this.watchNewSockets()
+    this.ring.notify(Notify.DOORBELL | (this.timerFreeCount < this.timerFree.length ? Notify.CQ : 0))
+    const n = this.ring.reap(0, 0)
+    if (n === 0 && !this.stopped) {
+      this.sleeping = true
+      this.sleptAt = performance.now()
+      return false
+    }
+    this.wakeWith(n)
+    return true
+  }
+
+  private wakeWith(completions: number): void {
+    this.sleeping = false
+    this.ring.notify(0)
+    this.unparked = completions
+    if (this.sparsePasses === 0) this.armTick()
   }
 
   /** Lists a slot's new socket for the doorbell (watched from the next park on). */
