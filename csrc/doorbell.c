@@ -1,19 +1,24 @@
 /* doorbell.c — what wakes a parked caller promptly when its sockets stir.
  *
- * A caller parked on notify_fd relies on the kernel signalling that eventfd when
- * completions are pending. For a DEFER_TASKRUN ring and completions that come
- * from a socket's readiness (recv, accept, send, connect), kernels as recent as
- * 6.18 signal it only after an RCU grace period: ~16 ms here (bench/wake_probe.c),
- * while timer completions signal it at once. So the ring also keeps a doorbell:
- * an edge-triggered epoll set of the sockets it serves (watch_fd), and a small
- * plain ring (no DEFER_TASKRUN: it signals at once) with a POLL_ADD on that set
- * and notify_fd registered. Arming costs the busy path nothing: sockets join the
- * set only when the caller asks (ringline_ring_watch, typically as it parks),
- * and the POLL_ADD is armed only by ringline_ring_notify_toggle(ring, 1).
+ * A parked caller needs a signal when completions are pending. The kernel can
+ * signal an eventfd (cq_fd) for that, but for a DEFER_TASKRUN ring and completions
+ * that come from a socket's readiness (recv, accept, send, connect), kernels as
+ * recent as 6.18 signal it only after an RCU grace period: ~16 ms here
+ * (bench/wake_probe.c), while timer completions signal it at once. So the ring
+ * keeps a doorbell: an edge-triggered epoll set of the sockets it serves
+ * (ringline_ring_watch), its wake eventfd and cq_fd, and a small plain ring (no
+ * DEFER_TASKRUN: it completes at once) with a POLL_ADD on that set linked to a
+ * one-byte SEND into a socketpair. The caller waits on the pair's other end
+ * (notify_fd): a socket, because an event loop that adopts one (Bun.connect({fd}))
+ * takes each ring with a single recv, where a file stream on an eventfd costs
+ * three reads and two epoll_ctl. Arming costs the busy path nothing: sockets join
+ * the set only when the caller asks (typically as it parks), and the POLL_ADD is
+ * armed only by ringline_ring_notify_toggle(ring, RINGLINE_NOTIFY_DOORBELL).
  */
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -25,19 +30,22 @@
 int core_bell_init(ringline_ring *ring) {
   ring->watch_fd = epoll_create1(EPOLL_CLOEXEC);
   if (ring->watch_fd < 0) return -errno;
-  int rc = io_uring_queue_init(2, &ring->bell, 0);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ring->bell_pair) < 0) return -errno;
+  ring->bell_byte = 1;
+  int rc = io_uring_queue_init(4, &ring->bell, 0);
   if (rc < 0) return rc;
   ring->bell_ready = 1;
-  rc = io_uring_register_eventfd(&ring->bell, ring->notify_fd);
-  if (rc < 0) return rc;
-  /* ringline_ring_wake's eventfd rings the doorbell too. */
-  int32_t wake = ring->wake_fd;
-  return ringline_ring_watch(ring, &wake, 1);
+  /* ringline_ring_wake's eventfd rings the doorbell, and so do the ring's own completions
+   * while the caller lets them (RINGLINE_NOTIFY_CQ). */
+  const int32_t own[2] = {ring->wake_fd, ring->cq_fd};
+  return ringline_ring_watch(ring, own, 2);
 }
 
 void core_bell_free(ringline_ring *ring) {
   if (ring->bell_ready) io_uring_queue_exit(&ring->bell);
   if (ring->watch_fd >= 0) close(ring->watch_fd);
+  for (int i = 0; i < 2; i++)
+    if (ring->bell_pair[i] >= 0) close(ring->bell_pair[i]);
 }
 
 int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t count) {
@@ -63,14 +71,18 @@ int core_bell_arm(ringline_ring *ring) {
   struct io_uring_cqe *cqe;
   while (io_uring_peek_cqe(&ring->bell, &cqe) == 0) {
     io_uring_cqe_seen(&ring->bell, cqe);
-    ring->bell_armed = 0;
+    ring->bell_inflight--;
   }
-  if (ring->bell_armed) return 0;
-  struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->bell);
-  if (sqe == NULL) return -EBUSY; /* cannot happen: one POLL_ADD at a time in a ring of two */
-  io_uring_prep_poll_add(sqe, ring->watch_fd, POLLIN);
+  if (ring->bell_inflight > 0) return 0; /* still armed, or its byte is on the way */
+  struct io_uring_sqe *poll = io_uring_get_sqe(&ring->bell);
+  struct io_uring_sqe *send = io_uring_get_sqe(&ring->bell);
+  if (poll == NULL || send == NULL) return -EBUSY; /* cannot happen: one pair at a time in a ring of four */
+  io_uring_prep_poll_add(poll, ring->watch_fd, POLLIN);
+  poll->flags |= IOSQE_IO_LINK;
+  /* Never waits for room: a full pair already holds bytes the caller has yet to read. */
+  io_uring_prep_send(send, ring->bell_pair[0], &ring->bell_byte, 1, MSG_DONTWAIT);
   int rc = io_uring_submit(&ring->bell);
   if (rc < 0) return rc;
-  ring->bell_armed = 1;
+  ring->bell_inflight = 2;
   return 0;
 }

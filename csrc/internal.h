@@ -33,13 +33,16 @@ struct ringline_ring {
   struct io_uring uring;
   int uring_ready;
   int wake_fd;   /* other threads write here; the ring keeps a multishot poll on it */
-  int notify_fd; /* registered with the kernel: signalled when CQEs are pending */
+  int cq_fd;     /* eventfd registered with the kernel: signalled when CQEs are pending (only while the doorbell is armed) */
   int wake_armed;
-  /* The doorbell (doorbell.c): an epoll set of the ring's sockets, polled by a plain ring. */
+  /* The doorbell (doorbell.c): an epoll set of the ring's sockets, polled by a plain ring
+   * that then writes a byte into a socketpair the caller waits on. */
   int watch_fd;
   struct io_uring bell;
   int bell_ready;
-  int bell_armed; /* its POLL_ADD on watch_fd is in flight */
+  int bell_inflight; /* its POLL_ADD and the SEND linked to it, until both complete */
+  int bell_pair[2];  /* [0] the bell writes, [1] the caller reads (ringline_ring_notify_fd hands out copies) */
+  uint8_t bell_byte;
   uint32_t setup_flags; /* RINGLINE_SETUP_* granted */
   uint32_t max_ops;
   uint32_t max_completions;
@@ -72,7 +75,7 @@ void core_unmap(void *p, size_t bytes);
 /* Re-arms the internal multishot poll on wake_fd; 0 or -errno. */
 int core_arm_wake(ringline_ring *ring);
 
-/* The doorbell's setup (after notify_fd and wake_fd exist), teardown, and arming
+/* The doorbell's setup (after cq_fd and wake_fd exist), teardown, and arming
  * (drains the set's stale edges, re-arms the POLL_ADD): 0 or -errno. */
 int core_bell_init(ringline_ring *ring);
 void core_bell_free(ringline_ring *ring);

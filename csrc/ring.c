@@ -1,5 +1,6 @@
 /* ring.c — ring lifetime, cross-thread wake and batched completion reaping. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +92,9 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err) 
     return NULL;
   }
   ring->wake_fd = -1;
-  ring->notify_fd = -1;
+  ring->cq_fd = -1;
   ring->watch_fd = -1;
+  ring->bell_pair[0] = ring->bell_pair[1] = -1;
   uint32_t cq = params->cq_entries ? params->cq_entries : 4 * params->sq_entries;
   ring->max_ops = params->max_ops ? params->max_ops : params->sq_entries;
   ring->max_completions = params->max_completions ? params->max_completions : cq;
@@ -122,12 +124,14 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err) 
     goto fail;
 
   ring->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  ring->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (ring->wake_fd < 0 || ring->notify_fd < 0) {
+  ring->cq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ring->wake_fd < 0 || ring->cq_fd < 0) {
     rc = -errno;
     goto fail;
   }
-  rc = io_uring_register_eventfd(&ring->uring, ring->notify_fd);
+  rc = io_uring_register_eventfd(&ring->uring, ring->cq_fd);
+  if (rc < 0) goto fail;
+  rc = io_uring_cq_eventfd_toggle(&ring->uring, false); /* on only while parked (notify_toggle) */
   if (rc < 0) goto fail;
   rc = core_bell_init(ring);
   if (rc < 0) goto fail;
@@ -151,7 +155,7 @@ void ringline_ring_destroy(ringline_ring *ring) {
   if (ring->uring_ready) io_uring_queue_exit(&ring->uring); /* cancels in-flight work */
   core_bell_free(ring);
   if (ring->wake_fd >= 0) close(ring->wake_fd);
-  if (ring->notify_fd >= 0) close(ring->notify_fd);
+  if (ring->cq_fd >= 0) close(ring->cq_fd);
   free(ring->ops);
   free(ring->completions);
   core_unmap(ring->slab, ring->slab_bytes);
@@ -184,7 +188,8 @@ int32_t ringline_ring_wake(ringline_ring *ring) {
 }
 
 int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t what) {
-  if (ring == NULL || (what & ~(RINGLINE_NOTIFY_CQ | RINGLINE_NOTIFY_DOORBELL))) return -EINVAL;
+  /* The ring's own signal reaches notify_fd through the doorbell: CQ alone would ring nothing. */
+  if (ring == NULL || (what & ~(RINGLINE_NOTIFY_CQ | RINGLINE_NOTIFY_DOORBELL)) || what == RINGLINE_NOTIFY_CQ) return -EINVAL;
   if (what & RINGLINE_NOTIFY_DOORBELL) {
     int rc = core_bell_arm(ring);
     if (rc < 0) return rc;
@@ -192,7 +197,11 @@ int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t what) {
   return io_uring_cq_eventfd_toggle(&ring->uring, (what & RINGLINE_NOTIFY_CQ) != 0);
 }
 
-int32_t ringline_ring_notify_fd(ringline_ring *ring) { return ring == NULL ? -EINVAL : ring->notify_fd; }
+int32_t ringline_ring_notify_fd(ringline_ring *ring) {
+  if (ring == NULL) return -EINVAL;
+  int fd = fcntl(ring->bell_pair[1], F_DUPFD_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
 ringline_op *ringline_ring_ops(ringline_ring *ring) { return ring ? ring->ops : NULL; }
 ringline_completion *ringline_ring_completions(ringline_ring *ring) { return ring ? ring->completions : NULL; }
 ringline_msg_desc *ringline_ring_msgs(ringline_ring *ring) { return ring ? ring->msgs : NULL; }

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 6u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
+#define RINGLINE_ABI_VERSION 7u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -54,7 +54,7 @@ extern "C" {
 #define RINGLINE_KIND_WAKE        255u         /* record: another thread called ringline_ring_wake */
 #define RINGLINE_KIND_OVERFLOW    254u         /* record: the kernel dropped `extra` CQEs */
 #define RINGLINE_WAIT_UNBOUNDED   0xFFFFFFFFu  /* reap timeout: no kernel timer (the caller keeps a TIMEOUT op in flight) */
-#define RINGLINE_NOTIFY_CQ        (1u << 0) /* notify_toggle: the ring's own eventfd signal */
+#define RINGLINE_NOTIFY_CQ        (1u << 0) /* notify_toggle: the ring's own completions ring the doorbell too */
 #define RINGLINE_NOTIFY_DOORBELL  (1u << 1) /* notify_toggle: arm the doorbell (doorbell.c) */
 
 /* ── Opcodes of ringline_op (fields a/b/c per opcode) ────────────────────── */
@@ -151,14 +151,16 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err);
 void ringline_ring_destroy(ringline_ring *ring);
 /* Wakes a ring waiting in ringline_ring_reap (any thread); it reports a RINGLINE_KIND_WAKE record. */
 int32_t ringline_ring_wake(ringline_ring *ring);
-/* The eventfd the kernel signals whenever completions are pending (await it instead of blocking). */
+/* A new descriptor (the caller owns and closes it) of the socket that turns readable when the
+ * armed doorbell rings (await it instead of blocking); each ring is a byte to read and ignore. */
 int32_t ringline_ring_notify_fd(ringline_ring *ring);
-/* What signals notify_fd (RINGLINE_NOTIFY_* bits; 0 while the caller is busy reaping anyway).
- * CQ: every completion, but for a socket's completions a DEFER_TASKRUN ring signals it only
- * ~16 ms later on kernels such as 6.18 (timers at once). DOORBELL arms the doorbell: a watched
- * socket's next readiness edge signals it at once; look at the ring after arming, edges from
- * before the call are dropped. Without DOORBELL an armed doorbell stays armed: it may still
- * signal once (a spare wake-up, never a lost one). */
+/* What rings the doorbell (RINGLINE_NOTIFY_* bits; 0 while the caller is busy reaping anyway).
+ * DOORBELL arms it: the next readiness edge of a watched socket, or a ringline_ring_wake, rings
+ * it at once; look at the ring after arming, edges from before the call are dropped. CQ (with
+ * DOORBELL only, else -EINVAL) adds the ring's own completions, but for a socket's completions
+ * a DEFER_TASKRUN ring signals those only ~16 ms later on kernels such as 6.18 (timers at once).
+ * Without DOORBELL an armed doorbell stays armed: it may still ring once (a spare wake-up,
+ * never a lost one). */
 int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t what);
 /* Adds sockets to the doorbell's set (an fd already in it is fine); a closed fd leaves it by itself.
  * Returns 0, or the -errno of the first fd it could not add (the others are still added). */

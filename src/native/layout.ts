@@ -1,7 +1,7 @@
 // The shared records as TypeScript sees them: field indices into Int32/Uint32
 // views. ringline_layout_query() must agree with EXPECTED_LAYOUT at load.
 
-export const ABI_VERSION = 6
+export const ABI_VERSION = 7
 
 /** ringline_ring_params: 8 × u32. */
 export const PARAMS = { words: 8, sqEntries: 0, cqEntries: 1, setupFlags: 2, slabBytes: 3, msgSlots: 4, timerSlots: 5, maxOps: 6, maxCompletions: 7 } as const
@@ -29,7 +29,7 @@ export const WAIT_UNBOUNDED = 0xffffffff
 export const BUF_OWN_MEMORY = 0xffffffff
 /** CLOSE's `a`: no completion when the close succeeds. */
 export const CLOSE_QUIET = 1
-/** notify_toggle's bits: the ring's own eventfd signal, and arming the doorbell. */
+/** notify_toggle's bits: arming the doorbell, and the ring's own completions ringing it too. */
 export const Notify = { CQ: 1 << 0, DOORBELL: 1 << 1 } as const
 
 export const CQE_F_BUFFER = 1

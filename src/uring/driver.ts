@@ -12,6 +12,7 @@ import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
 import { CLOSE_QUIET, CQE, CQE_F_MORE, KIND_OVERFLOW, KIND_WAKE, MSG, Notify, Opcode, SockFlag, WAIT_UNBOUNDED } from "../native/layout"
+import type { Socket } from "bun"
 import { drainMicrotasks } from "bun:jsc"
 import { cString, decodeCString, native } from "../native/lib"
 import { abortError, ConnectError, ShutdownError, TimerExhaustedError } from "../errors"
@@ -195,7 +196,7 @@ export class UringDriver implements Driver, ConnBackend {
   private readonly watchFds: Int32Array
   private watchRefusalReported = false
   private loopEnded: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} }
-  private notifyReader: ReadableStreamDefaultReader<Uint8Array> | null = null
+  private doorbell: Promise<Socket> | null = null
   private loopDone: Promise<void> = Promise.resolve()
 
   constructor(private readonly host: DriverHost) {
@@ -283,27 +284,24 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   start(): void {
-    const reader = Bun.file(this.ring.notifyFd).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>
-    this.notifyReader = reader
-    void this.pumpNotify(reader)
     this.loopDone = new Promise((resolve, reject) => (this.loopEnded = { resolve, reject }))
-    this.ring.notify(0) // while the loop waits in the ring itself, the eventfd stays quiet
+    // Bun's event loop watches the doorbell's socket for the sleeping worker (one recv per ring).
+    const options: Bun.FdSocketOptions = { fd: this.ring.openNotifyFd(), socket: { data: this.onDoorbell } }
+    // bun-types 1.4 declares FdSocketOptions but no Bun.connect overload taking it; the runtime does.
+    const doorbell = Bun.connect(options as unknown as Bun.UnixSocketOptions)
+    doorbell.catch((e: Error) => this.loopEnded.reject(e))
+    this.doorbell = doorbell
     this.armTick()
     setImmediate(this.run)
   }
 
   // ── the loop ───────────────────────────────────────────────────────────
 
-  private async pumpNotify(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-    try {
-      for (;;) {
-        const { done } = await reader.read()
-        if (done) return
-        this.kick()
-      }
-    } catch {
-      // the reader was cancelled at destroy
-    }
+  /** The doorbell rang (a byte on its socket): a sleeping worker runs from here, no hop through setImmediate. */
+  private readonly onDoorbell = (): void => {
+    if (!this.sleeping) return // a ring from before it woke
+    this.sleeping = false
+    this.unpark()
   }
 
   /** Wakes the loop if it is parked (an op was queued from outside a completion). */
@@ -971,7 +969,7 @@ export class UringDriver implements Driver, ConnBackend {
     this.stopped = true
     this.kick()
     await this.loopDone
-    await this.notifyReader?.cancel().catch(() => undefined)
+    ;(await this.doorbell?.catch(() => null))?.terminate()
     // Tearing the ring down cancels what is still in flight; then the fds it no longer holds close.
     // Nothing may name its memory afterwards: sockets refuse sends, pending sleeps reject.
     this.destroyed = true

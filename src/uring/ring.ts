@@ -29,7 +29,6 @@ export class Ring {
   readonly msgWords: Uint32Array
   readonly msgBytes: Uint8Array
   readonly slab: Uint8Array
-  readonly notifyFd: number
   readonly setupFlags: number
 
   constructor(opts: RingOptions) {
@@ -54,7 +53,6 @@ export class Ring {
     this.msgBytes = opts.msgSlots > 0 ? nativeBytes(this.sym.ringline_ring_msgs(handle), msgBytes, "msg descriptors") : new Uint8Array(0)
     this.msgWords = new Uint32Array(this.msgBytes.buffer, this.msgBytes.byteOffset, this.msgBytes.length >> 2)
     this.slab = opts.slabBytes > 0 ? nativeBytes(this.sym.ringline_ring_slab(handle), opts.slabBytes, "send slab") : new Uint8Array(0)
-    this.notifyFd = check("ringline_ring_notify_fd", this.sym.ringline_ring_notify_fd(handle))
   }
 
   /**
@@ -117,7 +115,12 @@ export class Ring {
     return (slot * MSG.bytes) >> 2
   }
 
-  /** What signals the notify eventfd: Notify bits, 0 for nothing (arming the doorbell: look at the ring after). */
+  /** A new descriptor, the caller's to close, of the socket the armed doorbell writes a byte to (csrc/doorbell.c). */
+  openNotifyFd(): number {
+    return check("ringline_ring_notify_fd", this.sym.ringline_ring_notify_fd(this.handle))
+  }
+
+  /** What rings the doorbell: Notify bits, 0 for nothing (arming it: look at the ring after). */
   notify(what: number): void {
     check("ringline_ring_notify_toggle", this.sym.ringline_ring_notify_toggle(this.handle, what))
   }

@@ -174,7 +174,6 @@ static ringline_ring *std_ring(void) {
   return make_ring(&p);
 }
 
-/* A ring with the standard params and a stream socketpair (its fds closed when the test ends); NULL on failure. */
 /* An AF_UNIX stream pair whose ends the test harness closes; 0 or -1. */
 static int own_pair(int sv[2]) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
@@ -183,7 +182,28 @@ static int own_pair(int sv[2]) {
   return 0;
 }
 
+/* A ring with the standard params and a stream socketpair (its fds closed when the test ends); NULL on failure. */
 static ringline_ring *ring_with_pair(int sv[2]) { return own_pair(sv) == 0 ? std_ring() : NULL; }
+
+/* A descriptor of the ring's notify socket that the test harness closes; -errno on failure. */
+static int own_notify_fd(ringline_ring *r) {
+  int fd = ringline_ring_notify_fd(r);
+  if (fd >= 0) own_fd(fd);
+  return fd;
+}
+
+/* Whether fd polls readable within ms milliseconds. */
+static int readable_within(int fd, int ms) {
+  struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+  return poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN) != 0;
+}
+
+/* Reads what the doorbell wrote to a notify socket (non-blocking), as its caller would. */
+static void drain_notify(int fd) {
+  char buf[64];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
 
 static void put_op(ringline_ring *r, uint32_t i, uint32_t opcode, uint32_t kind, uint32_t slot, uint32_t gen,
                    int32_t fd, uint32_t a, uint32_t b, uint32_t c) {
@@ -720,25 +740,26 @@ static int test_wake_and_notify_fd(void) {
   CHECK_EQ(n, 1);
   CHECK_EQ(ringline_ring_completions(r)[0].kind, RINGLINE_KIND_WAKE);
 
-  /* The notify eventfd turns readable when a completion is pending, without reaping.
-   * On a fresh ring: a wake's own notify signal may come late (the kernel defers it by
-   * an RCU grace period when raised inside an eventfd wakeup), which would blur this. */
+  /* notify_fd turns readable when the armed doorbell rings; with CQ a pending completion rings
+   * it, without reaping. On a fresh ring: a wake's own completion signal may come late (the
+   * kernel defers it by an RCU grace period when raised inside an eventfd wakeup), which would
+   * blur this. */
   ringline_ring *q = std_ring();
   CHECK(q != NULL);
-  int efd = ringline_ring_notify_fd(q);
+  int efd = own_notify_fd(q);
   CHECK(efd >= 0);
-  CHECK(efd != ringline_ring_notify_fd(r));
-  struct pollfd pfd = {.fd = efd, .events = POLLIN, .revents = 0};
-  CHECK_EQ(poll(&pfd, 1, 0), 0); /* nothing pending yet */
+  CHECK(own_notify_fd(q) != efd); /* each call a new descriptor */
+  CHECK(!readable_within(efd, 0)); /* nothing pending yet */
+  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_CQ), -EINVAL); /* CQ alone would ring nothing */
+  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_CQ | RINGLINE_NOTIFY_DOORBELL), 0);
   put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 0, 0, -1, 0, 10, 0);
   CHECK_EQ(ringline_ring_prepare(q, 1), 1);
   t = now_ms();
   CHECK_EQ(ringline_ring_reap(q, 0, 0), 0); /* submits, nothing ready yet */
-  CHECK_EQ(poll(&pfd, 1, 0), 0);            /* not signalled before the timer fires */
-  CHECK_EQ(poll(&pfd, 1, 1000), 1);
+  CHECK(!readable_within(efd, 0));          /* not rung before the timer fires */
+  CHECK(readable_within(efd, 1000));
   double signalled = now_ms() - t;
   printf("    info: notify_fd readable %.1f ms after a 10 ms timeout was submitted\n", signalled);
-  CHECK(pfd.revents & POLLIN);
   CHECK(signalled >= 5.0 && signalled < 1000.0);
   n = ringline_ring_reap(q, 0, 0);
   CHECK_EQ(n, 1);
@@ -746,28 +767,33 @@ static int test_wake_and_notify_fd(void) {
   CHECK_EQ(c->kind, 5);
   CHECK_EQ(c->res, -ETIME);
 
-  /* Toggled off, a completion does not signal it; toggled on again, the next one does. */
-  uint64_t count;
-  while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
-  } /* drain (the eventfd is non-blocking) */
-  CHECK_EQ(ringline_ring_notify_toggle(q, 0), 0);
+  /* Armed without CQ, a completion does not ring it; with CQ again, the next one does. */
+  drain_notify(efd);
+  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_DOORBELL), 0);
   put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 1, 0, -1, 0, 5, 0);
   CHECK_EQ(ringline_ring_prepare(q, 1), 1);
   CHECK_EQ(ringline_ring_reap(q, 0, 0), 0);
-  CHECK_EQ(poll(&pfd, 1, 50), 0); /* the 5 ms timer fired unannounced */
+  CHECK(!readable_within(efd, 50)); /* the 5 ms timer fired unannounced */
   n = ringline_ring_reap(q, 0, 0);
   CHECK_EQ(n, 1);
   CHECK_EQ(ringline_ring_completions(q)[0].slot, 1);
-  while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
-  }
-  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_CQ), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_CQ | RINGLINE_NOTIFY_DOORBELL), 0);
   put_op(q, 0, RINGLINE_OP_TIMEOUT, 5, 2, 0, -1, 0, 5, 0);
   CHECK_EQ(ringline_ring_prepare(q, 1), 1);
   CHECK_EQ(ringline_ring_reap(q, 0, 0), 0);
-  CHECK_EQ(poll(&pfd, 1, 1000), 1);
+  CHECK(readable_within(efd, 1000));
   n = ringline_ring_reap(q, 0, 0);
   CHECK_EQ(n, 1);
   CHECK_EQ(ringline_ring_completions(q)[0].slot, 2);
+
+  /* A wake from another thread rings the armed doorbell too (a parked caller hears of it). */
+  drain_notify(efd);
+  CHECK_EQ(ringline_ring_notify_toggle(q, RINGLINE_NOTIFY_DOORBELL), 0);
+  CHECK(!readable_within(efd, 0));
+  CHECK_EQ(pthread_create(&thread, NULL, wake_after_50ms, q), 0);
+  const int rang = readable_within(efd, 1000);
+  pthread_join(thread, &wake_rc);
+  CHECK(rang);
   CHECK_EQ(ringline_ring_notify_toggle(q, 4), -EINVAL);
   return 0;
 }
@@ -1559,25 +1585,12 @@ static int test_closed_fd_ebadf(void) {
 
 /* ── 20. the doorbell ──────────────────────────────────────────────────── */
 
-/* Whether fd polls readable within ms milliseconds. */
-static int readable_within(int fd, int ms) {
-  struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
-  return poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN) != 0;
-}
-
-/* Empties a non-blocking eventfd. */
-static void drain_eventfd(int efd) {
-  uint64_t count;
-  while (read(efd, &count, sizeof count) == (ssize_t)sizeof count) {
-  }
-}
-
 static int test_doorbell_rings(void) {
   int sv[2], tv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
   CHECK(own_pair(tv) == 0);
-  const int efd = ringline_ring_notify_fd(r);
+  const int efd = own_notify_fd(r);
   CHECK(efd >= 0);
   CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
   CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
@@ -1591,7 +1604,7 @@ static int test_doorbell_rings(void) {
 
   /* Re-armed, an unwatched socket's data stays silent; the watched one's next byte rings again
    * (which also shows the doorbell was armed while the unwatched one stayed silent). */
-  drain_eventfd(efd);
+  drain_notify(efd);
   CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
   CHECK_EQ(write(tv[1], "y", 1), 1);
   CHECK(!readable_within(efd, 50));
@@ -1604,7 +1617,7 @@ static int test_doorbell_drops_stale_edges(void) {
   int sv[2];
   ringline_ring *r = ring_with_pair(sv);
   CHECK(r != NULL);
-  const int efd = ringline_ring_notify_fd(r);
+  const int efd = own_notify_fd(r);
   CHECK(efd >= 0);
   CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
   /* Round 0 on a doorbell never armed, round 1 on one that has rung: data that arrives
@@ -1612,7 +1625,7 @@ static int test_doorbell_drops_stale_edges(void) {
   for (int round = 0; round < 2; round++) {
     CHECK_EQ(ringline_ring_notify_toggle(r, 0), 0);
     CHECK_EQ(write(sv[1], "x", 1), 1);
-    drain_eventfd(efd);
+    drain_notify(efd);
     CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
     CHECK(!readable_within(efd, 50)); /* that edge came before arming */
     CHECK_EQ(write(sv[1], "y", 1), 1);
@@ -1639,7 +1652,7 @@ static int test_doorbell_watch_errors(void) {
   /* The first error is reported, and the fds after the bad one are still watched. */
   const int32_t list[3] = {sv[0], bad, tv[0]};
   CHECK_EQ(ringline_ring_watch(r, list, 3), -EBADF);
-  const int efd = ringline_ring_notify_fd(r);
+  const int efd = own_notify_fd(r);
   CHECK(efd >= 0);
   CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
   CHECK(!readable_within(efd, 0));
