@@ -268,6 +268,18 @@ describe("timers", () => {
     expect(elapsed).toBeLessThan(110)
   })
 
+  test("a handler's sleep begun right after a lull ends within milliseconds of its deadline", async () => {
+    // On io_uring the worker woken by the request sleeps again at once, before the timer fires.
+    const server = await launch(fixture("scenarios"))
+    await ask(server, "sleep 1")
+    for (let i = 0; i < 3; i++) {
+      await Bun.sleep(100)
+      const elapsed = Number((await ask(server, "sleep 20")).slice(3))
+      expect(elapsed).toBeGreaterThanOrEqual(19.5)
+      expect(elapsed).toBeLessThan(30)
+    }
+  })
+
   test("sleep lasts at least what was asked", async () => {
     const server = await launch(fixture("scenarios"))
     const elapsed = Number((await ask(server, "sleep 30")).slice(3))

@@ -200,6 +200,22 @@ describe("tcp echo", () => {
     expect(median(laterTrips)).toBeLessThan(5)
   })
 
+  // On io_uring a worker woken after a lull answers and sleeps again without ticking, until
+  // the traffic is back: this burst takes it from that state to waiting in the ring again.
+  test("after a lull, a burst on 8 connections at once is echoed byte-exact, and a request after the next lull is answered within milliseconds", async () => {
+    const s = await serve("echo")
+    const clients = await Promise.all(Array.from({ length: 8 }, () => Client.connect(s.tcpAddr!)))
+    for (const c of clients) await roundTrip(c)
+    await Bun.sleep(50)
+    const payloads = clients.map(() => randomBytes(256 << 10))
+    clients.forEach((c, i) => void c.write(payloads[i]!))
+    const echoed = await Promise.all(clients.map((c, i) => c.readExactly(payloads[i]!.length, 10_000)))
+    echoed.forEach((e, i) => expect(e.equals(payloads[i]!)).toBe(true))
+    await Bun.sleep(50)
+    expect(await roundTrip(clients[0]!)).toBeLessThan(5)
+    for (const c of clients) c.end()
+  })
+
   test("a reply after a long await chain goes out at once, not at the worker's next tick", async () => {
     // One-byte round trips to it and to a plain echo, alternated, so that a slow moment
     // of the machine lands on both: waiting for the loop's 1 ms tick would add about
