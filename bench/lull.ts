@@ -1,4 +1,4 @@
-// lull: sparse traffic. For each server, one connection, 100 one-byte requests
+// lull: sparse traffic. For each server, one connection, requests of one byte
 // GAP ms apart: the round trip (median, p90, largest: how soon a worker that
 // went idle answers) and the server's CPU time per request (the wake-up, the
 // request, and whatever the server does until it is idle again).
@@ -7,16 +7,21 @@
 //
 // Servers are bench/harness.ts names (default: C io_uring, Bun.listen, ringline
 // portable, ringline io_uring; "name@/other/checkout" runs another build, as in
-// pair.ts), each started alone and pinned to CPU 1, warmed up with 300 requests
-// 1 ms apart and 200 more 5 ms apart before the timed ones (the JIT compiles the
-// path a lull takes too: without them its compiling counted in the first gap's figures).
+// pair.ts). LULL_REPS rounds (default 3): in each, every server in turn is started
+// alone, pinned to CPU 1, warmed up with 300 requests 1 ms apart and 200 more 5 ms
+// apart (the JIT compiles the path a lull takes too: without them its compiling
+// counted in the first gap's figures), then gets 100 requests at each gap. Alone,
+// because other servers' idle housekeeping on the same CPU would cool its caches.
+// CPU per request is the median over the rounds (a slow moment of the VM lands on
+// one round of one server), each round's figure in brackets; round trips are pooled.
 import net from "node:net"
 import { cpuSeconds, serverSpec, startServer } from "./harness"
 
 const [gapsArg, ...names] = process.argv.slice(2)
 const gaps = (gapsArg ?? "2,20,200").split(",").map(Number)
 const chosen = names.length > 0 ? names : ["C io_uring", "Bun.listen", "ringline portable", "ringline io_uring"]
-const ROUNDS = 100
+const REQUESTS = 100
+const REPS = Number(process.env.LULL_REPS ?? 3)
 
 /** Round trips (ms) of `count` one-byte requests, each after `gap` ms of silence. */
 async function requests(socket: net.Socket, count: number, gap: number): Promise<number[]> {
@@ -29,24 +34,40 @@ async function requests(socket: net.Socket, count: number, gap: number): Promise
     await echoed
     trips.push(performance.now() - t)
   }
-  return trips.sort((a, b) => a - b)
+  return trips
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+
+const cpu = new Map<string, number[]>()
+const trips = new Map<string, number[]>()
+for (let rep = 0; rep < REPS; rep++) {
+  for (const name of chosen) {
+    const server = await startServer(serverSpec(name), "1")
+    const at = server.tcp.lastIndexOf(":")
+    const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
+    await new Promise((resolve) => socket.once("connect", resolve))
+    socket.setNoDelay(true)
+    await requests(socket, 300, 1)
+    await requests(socket, 200, 5)
+    for (const gap of gaps) {
+      const key = `${name}\t${gap}`
+      const cpuBefore = cpuSeconds(server.pid)
+      const t = await requests(socket, REQUESTS, gap)
+      cpu.set(key, [...(cpu.get(key) ?? []), ((cpuSeconds(server.pid) - cpuBefore) / REQUESTS) * 1e6])
+      trips.set(key, [...(trips.get(key) ?? []), ...t])
+    }
+    socket.end()
+    await server.stop()
+  }
 }
 
 for (const name of chosen) {
-  const server = await startServer(serverSpec(name), "1")
-  const at = server.tcp.lastIndexOf(":")
-  const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
-  await new Promise((resolve) => socket.once("connect", resolve))
-  socket.setNoDelay(true)
-  await requests(socket, 300, 1)
-  await requests(socket, 200, 5)
   for (const gap of gaps) {
-    const cpuBefore = cpuSeconds(server.pid)
-    const trips = await requests(socket, ROUNDS, gap)
-    const cpuUs = ((cpuSeconds(server.pid) - cpuBefore) / ROUNDS) * 1e6
-    const ms = (i: number) => trips[i]!.toFixed(3)
-    console.log(`${name}, after ${gap} ms of silence: round trip median ${ms(ROUNDS >> 1)} ms, p90 ${ms(90)}, max ${ms(ROUNDS - 1)}; server CPU ${cpuUs.toFixed(0)} µs per request`)
+    const key = `${name}\t${gap}`
+    const t = trips.get(key)!.sort((a, b) => a - b)
+    const ms = (q: number) => t[Math.floor(q * (t.length - 1))]!.toFixed(3)
+    const perRep = cpu.get(key)!.map((us) => us.toFixed(0)).join(" ")
+    console.log(`${name}, after ${gap} ms of silence: round trip median ${ms(0.5)} ms, p90 ${ms(0.9)}, max ${ms(1)}; server CPU ${median(cpu.get(key)!).toFixed(0)} µs per request [${perRep}]`)
   }
-  socket.end()
-  await server.stop()
 }

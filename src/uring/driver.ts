@@ -2,9 +2,9 @@
 // provided-buffer ring, sends from the native slab (one sendmsg in flight per
 // connection, everything queued behind it coalesced), timers on the ring.
 //
-// The loop waits in the ring while there is traffic and, once idle, awaits
-// the ring's notify eventfd on Bun's event loop (rung at once by the ring's
-// doorbell when a socket stirs), so timers and postMessage in handlers keep
+// The loop waits in the ring while there is traffic and, once idle, sleeps in
+// Bun's event loop until the ring's doorbell rings (a byte on its socket, at
+// once when a socket stirs), so timers and postMessage in handlers keep
 // working and an idle worker costs almost no CPU.
 import type { Config } from "../config"
 import { ConnCtx, type ConnBackend } from "../conn"
@@ -70,12 +70,12 @@ const TICK_MS = 1
  * which cost CPU (50 of them were most of what a request after a long silence
  * cost: `bun bench/lull.ts`, bench/README "Sparse traffic").
  *
- * A parked worker wakes on the notify eventfd. For a socket's completions this
- * kernel (6.18.44) signals it ~16 ms late on a DEFER_TASKRUN ring
- * (bench/wake_probe.c), so parking also arms the ring's doorbell (unpark), which
- * rings that eventfd as soon as a watched socket stirs: every socket the worker
- * had when it last parked (watchNewSockets), its listeners, UDP sockets and the
- * ring's wake eventfd from the start.
+ * A parked worker sleeps until the ring's doorbell rings (csrc/doorbell.c): as
+ * soon as a watched socket stirs, every socket the worker had when it last slept
+ * (watchNewSockets), its listeners, UDP sockets and the ring's wake eventfd from
+ * the start; and for a pending handler timer, when the ring signals its own
+ * completions (for a socket's, this kernel signals that ~16 ms late on a
+ * DEFER_TASKRUN ring: bench/wake_probe.c).
  */
 const PARK_AFTER_QUIET_TICKS = 4
 
@@ -179,7 +179,7 @@ export class UringDriver implements Driver, ConnBackend {
   private sinceTick = 0
 
   private stopped = false
-  /** Parked on the notify eventfd: run is not scheduled; a kick (or a notification) schedules unpark. */
+  /** Asleep until the doorbell rings: run is not scheduled; a kick or the doorbell runs unpark. */
   private sleeping = false
   /** Completions the unpark reaped, for run to dispatch. */
   private unparked = 0
@@ -194,7 +194,8 @@ export class UringDriver implements Driver, ConnBackend {
   private unwatchedCount = 0
   private readonly listedForWatch: Uint8Array
   private readonly watchFds: Int32Array
-  private watchRefusalReported = false
+  /** The doorbell could not watch some socket: said once, and from then on the ring's own signal is on while asleep. */
+  private watchRefused = false
   private loopEnded: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} }
   private doorbell: Promise<Socket> | null = null
   private loopDone: Promise<void> = Promise.resolve()
@@ -335,7 +336,7 @@ export class UringDriver implements Driver, ConnBackend {
    * however long their await chains), so what they queue goes out with the next
    * call. On each tick Bun's event loop gets a turn, or, once nothing but the
    * tick completed during PARK_AFTER_QUIET_TICKS periods in a row, the worker
-   * parks on the notify eventfd (~0 % CPU however long it stays idle).
+   * parks until the doorbell rings (~0 % CPU however long it stays idle).
    */
   private readonly run = (): void => {
     const ring = this.ring
@@ -403,14 +404,17 @@ export class UringDriver implements Driver, ConnBackend {
 
   /**
    * Arms the doorbell, then looks at the ring once more (arming drops the doorbell's
-   * stale edges, so the look comes after it). False: asleep on the notify eventfd.
-   * The ring's own signal is on only for timers: for sockets it comes ~16 ms after
-   * the doorbell's. The doorbell is armed only here, on the way to sleep: armed
-   * while the loop runs, it would ring at the next busy moment and cost a read.
+   * stale edges, so the look comes after it). False: asleep until the doorbell rings.
+   * The ring's own signal is on only for a pending handler timer, or once a socket
+   * could not be watched (else nothing would wake the worker for it): for sockets
+   * it comes ~16 ms after the doorbell's, a spare wake-up. The doorbell is armed
+   * only here, on the way to sleep: armed while the loop runs, it would ring at the
+   * next busy moment and cost a read.
    */
   private sleepUnlessReady(): boolean {
     this.watchNewSockets()
-    this.ring.notify(Notify.DOORBELL | (this.timerFreeCount < this.timerFree.length ? Notify.CQ : 0))
+    const ownSignal = this.watchRefused || this.timerFreeCount < this.timerFree.length
+    this.ring.notify(Notify.DOORBELL | (ownSignal ? Notify.CQ : 0))
     const n = this.ring.reap(0, 0)
     if (n === 0 && !this.stopped) {
       this.sleeping = true
@@ -446,11 +450,11 @@ export class UringDriver implements Driver, ConnBackend {
     if (n > 0) this.watch(this.watchFds.subarray(0, n))
   }
 
-  /** A socket the doorbell cannot watch still works, only its first bytes after a park wait for the late eventfd: said once, never thrown. */
+  /** A socket the doorbell cannot watch still works, only its first bytes after a park wait for the ring's late signal: said once, never thrown. */
   private watch(fds: Int32Array): void {
     const rc = this.ring.watch(fds)
-    if (rc === 0 || this.watchRefusalReported) return
-    this.watchRefusalReported = true
+    if (rc === 0 || this.watchRefused) return
+    this.watchRefused = true
     const limit = rc === -Errno.ENOSPC ? " (the kernel's fs.epoll.max_user_watches)" : ""
     console.error(`ringline: worker ${this.host.workerId}: the doorbell could not watch a socket: ${errnoName(rc)}${limit}; after an idle spell such sockets are answered up to ~16 ms late`)
   }

@@ -128,7 +128,7 @@ export class Ring {
   /**
    * Adds sockets to the doorbell that wakes a parked loop at once (csrc/doorbell.c).
    * Returns 0, or the -errno of the first it could not add: that one wakes a parked
-   * loop only through the eventfd, late.
+   * loop only through the ring's own signal, late.
    */
   watch(fds: Int32Array): number {
     return this.sym.ringline_ring_watch(this.handle, fds, fds.length)
