@@ -2,7 +2,7 @@
 // pinned to a CPU, running the C load generator, and reading a server's CPU
 // time from /proc. bench/run.ts builds the tables from them; bench/profile.ts
 // looks inside one server under one load.
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, rmSync } from "node:fs"
 
 export const root = new URL("../", import.meta.url).pathname
 export const bin = (name: string) => `${root}zig-out/bin/${name}`
@@ -96,6 +96,30 @@ export function processTimes(pid: number): { user: number; kernel: number; switc
     }
   }
   return { user: Number(fields[11]), kernel: Number(fields[12]), switches }
+}
+
+/**
+ * Runs `load` (it returns how many operations it made) with `strace -c` on every
+ * thread of pid: the calls of each syscall per operation, most frequent first,
+ * and their total. strace slows the server, so only the counts mean anything.
+ * Null where strace is not installed.
+ */
+export async function syscallsPerOp(pid: number, load: () => Promise<number>): Promise<{ ops: number; total: number; rows: Array<[string, number]> } | null> {
+  if (Bun.which("strace") === null) return null
+  const out = `/tmp/ringline-strace-${process.pid}-${pid}.txt`
+  const tracer = Bun.spawn(["strace", "-q", "-c", "-f", "-p", String(pid), "-o", out], { stderr: "ignore" })
+  await Bun.sleep(500) // attached to every thread
+  const ops = await load()
+  tracer.kill("SIGINT")
+  await tracer.exited
+  const rows: Array<[string, number]> = []
+  for (const line of readFileSync(out, "utf8").split("\n")) {
+    const f = line.trim().split(/\s+/)
+    const name = f[f.length - 1]!
+    if (/^[a-z_0-9]+$/.test(name) && name !== "total" && /^\d+$/.test(f[3] ?? "")) rows.push([name, Number(f[3]) / ops])
+  }
+  rmSync(out, { force: true })
+  return { ops, total: rows.reduce((sum, [, n]) => sum + n, 0), rows: rows.sort((a, b) => b[1] - a[1]) }
 }
 
 export function rssKiB(pid: number): number {

@@ -1,7 +1,8 @@
 // lull: sparse traffic. For each server, one connection, requests of one byte
 // GAP ms apart: the round trip (median, p90, largest: how soon a worker that
-// went idle answers) and the server's CPU time per request (the wake-up, the
-// request, and whatever the server does until it is idle again).
+// went idle answers), the server's CPU time per request (the wake-up, the
+// request, and whatever the server does until it is idle again) and its
+// threads' context switches per request (how often it went to sleep).
 //
 //   bun bench/lull.ts [gaps in ms, comma-separated = 2,20,200] [server names...]
 //
@@ -14,8 +15,9 @@
 // because other servers' idle housekeeping on the same CPU would cool its caches.
 // CPU per request is the median over the rounds (a slow moment of the VM lands on
 // one round of one server), each round's figure in brackets; round trips are pooled.
+// LULL_STRACE=1 adds one more round under `strace -c -f`: syscalls per request.
 import net from "node:net"
-import { cpuSeconds, serverSpec, startServer } from "./harness"
+import { cpuSeconds, processTimes, serverSpec, startServer, syscallsPerOp, type Running } from "./harness"
 
 const [gapsArg, ...names] = process.argv.slice(2)
 const gaps = (gapsArg ?? "2,20,200").split(",").map(Number)
@@ -37,28 +39,38 @@ async function requests(socket: net.Socket, count: number, gap: number): Promise
   return trips
 }
 
+/** Starts the server alone on CPU 1, connects and warms both up; `use` gets them, then both stop. */
+async function withServer(name: string, use: (server: Running, socket: net.Socket) => Promise<void>): Promise<void> {
+  const server = await startServer(serverSpec(name), "1")
+  const at = server.tcp.lastIndexOf(":")
+  const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
+  await new Promise((resolve) => socket.once("connect", resolve))
+  socket.setNoDelay(true)
+  await requests(socket, 300, 1)
+  await requests(socket, 200, 5)
+  await use(server, socket)
+  socket.end()
+  await server.stop()
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+const push = <T>(m: Map<string, T[]>, key: string, ...xs: T[]) => m.set(key, [...(m.get(key) ?? []), ...xs])
 
 const cpu = new Map<string, number[]>()
+const switches = new Map<string, number[]>()
 const trips = new Map<string, number[]>()
 for (let rep = 0; rep < REPS; rep++) {
   for (const name of chosen) {
-    const server = await startServer(serverSpec(name), "1")
-    const at = server.tcp.lastIndexOf(":")
-    const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
-    await new Promise((resolve) => socket.once("connect", resolve))
-    socket.setNoDelay(true)
-    await requests(socket, 300, 1)
-    await requests(socket, 200, 5)
-    for (const gap of gaps) {
-      const key = `${name}\t${gap}`
-      const cpuBefore = cpuSeconds(server.pid)
-      const t = await requests(socket, REQUESTS, gap)
-      cpu.set(key, [...(cpu.get(key) ?? []), ((cpuSeconds(server.pid) - cpuBefore) / REQUESTS) * 1e6])
-      trips.set(key, [...(trips.get(key) ?? []), ...t])
-    }
-    socket.end()
-    await server.stop()
+    await withServer(name, async (server, socket) => {
+      for (const gap of gaps) {
+        const key = `${name}\t${gap}`
+        const cpuBefore = cpuSeconds(server.pid)
+        const switchesBefore = processTimes(server.pid).switches
+        push(trips, key, ...(await requests(socket, REQUESTS, gap)))
+        push(cpu, key, ((cpuSeconds(server.pid) - cpuBefore) / REQUESTS) * 1e6)
+        push(switches, key, (processTimes(server.pid).switches - switchesBefore) / REQUESTS)
+      }
+    })
   }
 }
 
@@ -68,6 +80,22 @@ for (const name of chosen) {
     const t = trips.get(key)!.sort((a, b) => a - b)
     const ms = (q: number) => t[Math.floor(q * (t.length - 1))]!.toFixed(3)
     const perRep = cpu.get(key)!.map((us) => us.toFixed(0)).join(" ")
-    console.log(`${name}, after ${gap} ms of silence: round trip median ${ms(0.5)} ms, p90 ${ms(0.9)}, max ${ms(1)}; server CPU ${median(cpu.get(key)!).toFixed(0)} µs per request [${perRep}]`)
+    console.log(
+      `${name}, after ${gap} ms of silence: round trip median ${ms(0.5)} ms, p90 ${ms(0.9)}, max ${ms(1)}; ` +
+        `server CPU ${median(cpu.get(key)!).toFixed(0)} µs per request [${perRep}], ${median(switches.get(key)!).toFixed(1)} context switches`,
+    )
+  }
+}
+
+if (process.env.LULL_STRACE === "1") {
+  for (const name of chosen) {
+    await withServer(name, async (server, socket) => {
+      for (const gap of gaps) {
+        const traced = await syscallsPerOp(server.pid, async () => (await requests(socket, REQUESTS, gap)).length)
+        if (traced === null) throw new Error("LULL_STRACE=1 needs strace (apt-get install strace)")
+        const top = traced.rows.slice(0, 6).map(([sys, n]) => `${sys} ${n.toFixed(2)}`)
+        console.log(`${name}, after ${gap} ms of silence, traced: ${traced.total.toFixed(1)} syscalls per request (${top.join(", ")})`)
+      }
+    })
   }
 }

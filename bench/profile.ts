@@ -16,7 +16,7 @@
 // Needs `zig build bench -Doptimize=ReleaseFast`; strace and perf are optional
 // (apt-get install strace linux-perf).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { ALL_SERVERS, allRows, cpuSeconds, loadgen, processTimes, startServer, warmupArgs } from "./harness"
+import { ALL_SERVERS, allRows, cpuSeconds, loadgen, processTimes, startServer, syscallsPerOp, warmupArgs } from "./harness"
 
 const [serverName, rowName] = process.argv.slice(2)
 const spec = ALL_SERVERS.find((s) => serverName !== undefined && s.name.includes(serverName))
@@ -46,22 +46,10 @@ try {
       `(user ${share(user)} %, kernel ${share(kernel)} %), ${((after.switches - before.switches) / load.ops).toFixed(2)} context switches/op`,
   )
 
-  if (Bun.which("strace") !== null) {
-    const out = `/tmp/ringline-profile-${process.pid}.strace`
-    const tracer = Bun.spawn(["strace", "-q", "-c", "-f", "-p", String(server.pid), "-o", out], { stderr: "ignore" })
-    await Bun.sleep(500) // attached to every thread
-    const traced = await loadgen(args)
-    tracer.kill("SIGINT")
-    await tracer.exited
+  const traced = await syscallsPerOp(server.pid, async () => (await loadgen(args)).ops)
+  if (traced !== null) {
     console.log(`syscalls per op (traced run, ${traced.ops} ops; strace slows the server, so only the counts matter):`)
-    const rows: Array<[string, number]> = []
-    for (const line of readFileSync(out, "utf8").split("\n")) {
-      const f = line.trim().split(/\s+/)
-      const name = f[f.length - 1]!
-      if (/^[a-z_0-9]+$/.test(name) && name !== "total" && /^\d+$/.test(f[3] ?? "")) rows.push([name, Number(f[3]) / traced.ops])
-    }
-    for (const [name, perOp] of rows.sort((a, b) => b[1] - a[1]).slice(0, 6)) console.log(`  ${name.padEnd(16)} ${perOp.toFixed(2)}`)
-    rmSync(out, { force: true })
+    for (const [name, perOp] of traced.rows.slice(0, 6)) console.log(`  ${name.padEnd(16)} ${perOp.toFixed(2)}`)
   }
 
   if (perf !== null) {
