@@ -15,7 +15,8 @@
 // because other servers' idle housekeeping on the same CPU would cool its caches.
 // CPU per request is the median over the rounds (a slow moment of the VM lands on
 // one round of one server), each round's figure in brackets; round trips are pooled.
-// LULL_STRACE=1 adds one more round under `strace -c -f`: syscalls per request.
+// LULL_STRACE=1 adds one more round under `strace -c -f`: syscalls per request
+// (LULL_REPS=0 LULL_STRACE=1: that round alone).
 import net from "node:net"
 import { cpuSeconds, processTimes, serverSpec, startServer, syscallsPerOp, type Running } from "./harness"
 
@@ -74,7 +75,7 @@ for (let rep = 0; rep < REPS; rep++) {
   }
 }
 
-for (const name of chosen) {
+for (const name of REPS > 0 ? chosen : []) {
   for (const gap of gaps) {
     const key = `${name}\t${gap}`
     const t = trips.get(key)!.sort((a, b) => a - b)
