@@ -122,6 +122,9 @@ export async function syscallsPerOp(pid: number, load: () => Promise<number>): P
   return { ops, total: rows.reduce((sum, [, n]) => sum + n, 0), rows: rows.sort((a, b) => b[1] - a[1]) }
 }
 
+/** The middle value, the upper middle for an even count (pair.ts and lull.ts report these). */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+
 export function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
   return m ? Number(m[1]) : NaN

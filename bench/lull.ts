@@ -18,7 +18,7 @@
 // LULL_STRACE=1 adds one more round under `strace -c -f`: syscalls per request
 // (LULL_REPS=0 LULL_STRACE=1: that round alone).
 import net from "node:net"
-import { cpuSeconds, processTimes, serverSpec, startServer, syscallsPerOp, type Running } from "./harness"
+import { cpuSeconds, median, processTimes, serverSpec, startServer, syscallsPerOp, type Running } from "./harness"
 
 const [gapsArg, ...names] = process.argv.slice(2)
 const gaps = (gapsArg ?? "2,20,200").split(",").map(Number)
@@ -54,7 +54,6 @@ async function withServer(name: string, use: (server: Running, socket: net.Socke
   await server.stop()
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const push = <T>(m: Map<string, T[]>, key: string, ...xs: T[]) => m.set(key, [...(m.get(key) ?? []), ...xs])
 
 const cpu = new Map<string, number[]>()

@@ -15,7 +15,7 @@
 // for that server alone ('{"MIMALLOC_PURGE_DELAY":"-1"}'). RINGLINE_BENCH_METRICS=1
 // makes ringline servers print their counters (bytesSentWithoutCopy, ...) on
 // stderr when they stop.
-import { allRows, cpuSeconds, loadgen, processTimes, serverSpec, startServer, warmupArgs, type ServerSpec } from "./harness"
+import { allRows, cpuSeconds, loadgen, median, processTimes, serverSpec, startServer, warmupArgs, type ServerSpec } from "./harness"
 
 const [nameA, nameB, rowName] = process.argv.slice(2)
 if (rowName === undefined) throw new Error('usage: bun bench/pair.ts "<server A>[@root]" "<server B>[@root]" "<row>"')
@@ -60,7 +60,6 @@ for (let r = 0; r < reps; r++) {
 }
 await Promise.all(servers.map((s) => s.stop()))
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 console.log(`${row.name}, ${reps} paired repetitions`)
 for (const i of [0, 1]) {
   console.log(`${"AB"[i]} ${[nameA, nameB][i]}: ${median(perOp[i]!).toFixed(2)} µs CPU/op, ${median(userPerOp[i]!).toFixed(2)} of it user (medians)`)

@@ -261,7 +261,7 @@ describe("timers", () => {
   })
 
   test("a sleep that outlasts the worker's lull ends within milliseconds of its deadline", async () => {
-    // On io_uring the worker parks meanwhile (after 4 quiet ms): its pending timer keeps the ring's own signal on.
+    // On io_uring the worker sleeps meanwhile: its pending timer keeps the ring's own signal, through the doorbell, on.
     const server = await launch(fixture("scenarios"))
     const elapsed = Number((await ask(server, "sleep 100")).slice(3))
     expect(elapsed).toBeGreaterThanOrEqual(99.5)
