@@ -4,7 +4,7 @@ export { RinglineBuilder, Server, ShutdownHandle, type HandlerSpec, type WakeHan
 export type { AsyncEventHandler, HandlerClass, WorkerCtx } from "./handler"
 export { ConnCtx, ParseResult, type DataParser } from "./conn"
 export { ConnStream } from "./stream"
-export { UdpCtx, type PeerAddress } from "./udp"
+export { UdpCtx, type DatagramFn, type PeerAddress } from "./udp"
 export { ConfigError, ConnectError, NativeError, RecvError, SendError, ShutdownError, TaskCapacityError, TimeoutError, TimerExhaustedError, UdpSendError, type UdpSendErrorKind } from "./errors"
 export { connect, metrics, requestShutdown, sleep, sleepUntil, spawn, timeout } from "./runtime"
 export type { ConnectOptions } from "./driver"

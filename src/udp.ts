@@ -50,9 +50,10 @@ export function formatPeer(p: PeerAddress): string {
   return p.family === "IPv6" ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`
 }
 
-type BatchFn = (data: Uint8Array, peer: PeerAddress) => void
-/** Stands for recvFrom in the waiting consumer's place (recvBatch puts its callback there). */
-const RECV_FROM: BatchFn = () => {}
+/** recvBatch's and recvEach's callback: returning false stops the hand-over after this datagram. */
+export type DatagramFn = (data: Uint8Array, peer: PeerAddress) => unknown
+/** Stands for recvFrom in the waiting consumer's place (recvBatch and recvEach put their callback there). */
+const RECV_FROM: DatagramFn = () => {}
 
 export class UdpCtx {
   // Ring queue of received datagrams and their peers. A datagram is a copy (token -1) or,
@@ -64,11 +65,16 @@ export class UdpCtx {
   private head = 0
   private count = 0
   /**
-   * The one consumer waiting for a datagram (a flood waits once per datagram):
-   * its promise, for RECV_FROM or recvBatch's callback, which runs as the
-   * datagram arrives (waiter.subject; null when none waits).
+   * The one consumer waiting for a datagram: its promise, for RECV_FROM or the
+   * callback of recvBatch or recvEach, which runs as the datagram arrives
+   * (waiter.subject; null when none waits). recvFrom and recvBatch wait once
+   * per datagram or batch, recvEach once in all.
    */
-  private readonly waiter = new Waiter<unknown, BatchFn>()
+  private readonly waiter = new Waiter<unknown, DatagramFn>()
+  /** The waiting consumer is recvEach's: its callback stays on after each datagram. */
+  private each = false
+  /** The last handOver ended because fn returned false. */
+  private handOverStopped = false
   private closed = false
 
   constructor(
@@ -106,14 +112,18 @@ export class UdpCtx {
         this.giveBack(token)
         return this.waiter.resolve([copy, peer])
       }
+      let more: unknown
       try {
-        fn(data, peer) // (the consumer still waits meanwhile: a recvFrom from inside fn is refused)
+        more = fn(data, peer) // (the consumer still waits meanwhile: a recvFrom from inside fn is refused)
       } catch (e) {
+        this.each = false
         return this.waiter.reject(e as Error)
       } finally {
         this.giveBack(token)
       }
-      return this.waiter.resolve(1)
+      if (!this.each) return this.waiter.resolve(1)
+      if (more === false) this.endEach(true)
+      return
     }
     if (this.count === this.capacity) {
       this.counters[C.datagramsDropped]!++
@@ -161,31 +171,75 @@ export class UdpCtx {
   /**
    * Calls fn for up to `max` queued datagrams, or, when none is queued, for the
    * next one as it arrives (from the backend's receive path: no promise hop in
-   * between); resolves to how many. A throw from fn rejects. `data` is valid
-   * only during the call (on io_uring it is the receive buffer itself): copy
-   * it to keep it.
+   * between); resolves to how many. fn may return false to end the batch after
+   * that datagram. A throw from fn rejects. `data` is valid only during the
+   * call (on io_uring it is the receive buffer itself): copy it to keep it.
    */
-  recvBatch(max: number, fn: (data: Uint8Array, peer: PeerAddress) => void): Promise<number> {
+  recvBatch(max: number, fn: DatagramFn): Promise<number> {
     if (this.count === 0) return this.wait("recvBatch", fn)
-    let n = 0
     try {
-      for (; n < max && this.count > 0; n++) {
-        const i = this.head
-        const d = this.data[i]!, peer = this.peers[i]!, token = this.tokens[i]!
-        this.dropHead()
-        try {
-          fn(d, peer)
-        } finally {
-          this.giveBack(token)
-        }
-      }
+      return Promise.resolve(this.handOver(max, fn))
     } catch (e) {
       return Promise.reject(e)
     }
-    return Promise.resolve(n)
   }
 
-  private wait<T>(what: string, fn: BatchFn): Promise<T> {
+  /**
+   * Calls fn for every datagram: those queued, then each as it arrives, straight
+   * from the receive path with no promise per datagram or per batch (recvBatch
+   * costs one per wait): the cheapest way to serve a flood, as withEachData is
+   * for a connection. `data` is valid only during the call, as in recvBatch.
+   * Resolves true when fn returns false (it has had that datagram; call again
+   * to go on, say after `await sendReady()`), and false once the socket is
+   * closed. A throw from fn rejects. Datagrams arriving in between queue for
+   * the next consumer. One consumer at a time, as for recvFrom.
+   */
+  recvEach(fn: DatagramFn): Promise<boolean> {
+    if (this.waiter.subject !== null) return this.wait("recvEach", fn)
+    try {
+      this.handOver(this.count, fn)
+      if (this.handOverStopped) return Promise.resolve(true)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (this.closed) return Promise.resolve(false)
+    this.each = true
+    return this.waiter.wait(fn) as Promise<boolean>
+  }
+
+  /** recvEach's consumer ends: true, fn asked to stop; false, the socket closed. */
+  private endEach(stopped: boolean): void {
+    this.each = false
+    this.waiter.resolve(stopped)
+  }
+
+  /**
+   * Calls fn for up to `max` queued datagrams, until it returns false
+   * (handOverStopped) or throws (which passes on); returns how many it had.
+   */
+  private handOver(max: number, fn: DatagramFn): number {
+    this.handOverStopped = false
+    let count = 0
+    while (count < max && this.count > 0) {
+      const i = this.head
+      const d = this.data[i]!, peer = this.peers[i]!, token = this.tokens[i]!
+      this.dropHead()
+      count++
+      let more: unknown
+      try {
+        more = fn(d, peer)
+      } finally {
+        this.giveBack(token)
+      }
+      if (more === false) {
+        this.handOverStopped = true
+        break
+      }
+    }
+    return count
+  }
+
+  private wait<T>(what: string, fn: DatagramFn): Promise<T> {
     if (this.waiter.subject !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
     if (this.closed) return Promise.reject(new Error(`UdpCtx.${what}: the socket is closed`))
     return this.waiter.wait(fn) as Promise<T>
@@ -220,10 +274,12 @@ export class UdpCtx {
     return this.backend.sendReady()
   }
 
-  /** Backend: the socket closed; a waiting recvFrom rejects. */
+  /** Backend: the socket closed; a waiting recvFrom or recvBatch rejects, recvEach resolves. */
   shutdown(): void {
     this.closed = true
     const fn = this.waiter.subject
-    if (fn !== null) this.waiter.reject(new Error(`UdpCtx.${fn === RECV_FROM ? "recvFrom" : "recvBatch"}: the socket is closed`))
+    if (fn === null) return
+    if (this.each) return this.endEach(false)
+    this.waiter.reject(new Error(`UdpCtx.${fn === RECV_FROM ? "recvFrom" : "recvBatch"}: the socket is closed`))
   }
 }

@@ -300,5 +300,88 @@ describe("udp", () => {
     expect(text(await c.request(server.udpAddr!, "throw"))).toBe("rejected:parser said no")
     expect(text(await c.request(server.udpAddr!, "fine"))).toBe("batch:1")
   })
+
+  test("recvEach hands over the queued datagrams, then each arrival, from one call; fn returning false stops it, and later datagrams queue for the next consumer", async () => {
+    const decoder = new TextDecoder()
+    const Each = udpHandler(async (udp) => {
+      const [, peer] = await udp.recvFrom() // "start"
+      await sleep(100) // a, b, c queue meanwhile
+      const got: string[] = []
+      const each = udp.recvEach((d) => {
+        got.push(decoder.decode(d))
+        if (got[got.length - 1] === "stop") return false
+      })
+      const second = await udp.recvFrom().then(() => "accepted", (e: Error) => (/already waiting/.test(e.message) ? "refused" : e.message))
+      const stopped = await each
+      const [after] = await udp.recvFrom()
+      udp.sendTo(peer, new TextEncoder().encode(`second:${second} stopped:${stopped} each:${got.join(",")} then:${decoder.decode(after)}`))
+    })
+    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Each)
+    servers.push(server)
+    const c = await client()
+    c.send(server.udpAddr!, "start")
+    await Bun.sleep(20)
+    for (const m of ["a", "b", "c"]) c.send(server.udpAddr!, m)
+    await Bun.sleep(200) // recvEach is waiting now
+    for (const m of ["d", "e", "stop", "after"]) c.send(server.udpAddr!, m)
+    expect(text(await c.recv(5000))).toBe("second:refused stopped:true each:a,b,c,d,e,stop then:after")
+  })
+
+  test("recvEach echoes a flood of 4,000 datagrams through 128 receive buffers, every byte intact", async () => {
+    const Echo = udpHandler(async (udp) => {
+      await udp.recvEach((d, peer) => udp.sendTo(peer, d))
+    })
+    const server = await new RinglineBuilder(udpConfig((c) => (c.udpRecvBuffer = { ringSize: 128, bufferSize: 2048 }))).bindUdp("127.0.0.1:0").launch(Echo)
+    servers.push(server)
+    const c = await client()
+    const sent: string[] = []
+    const echoed: string[] = []
+    for (let round = 0; round < 125; round++) {
+      for (let k = 0; k < 32; k++) {
+        const m = `${round}:${k}:${"x".repeat((round * 32 + k) % 1000)}`
+        sent.push(m)
+        c.send(server.udpAddr!, m)
+      }
+      for (let k = 0; k < 32; k++) echoed.push(text(await c.recv(5000)))
+    }
+    expect(echoed.sort()).toEqual(sent.sort())
+    expect(server.metrics().datagramsDropped).toBe(0)
+  })
+
+  test("recvEach: a throw from fn rejects with it, and the socket serves the next consumer", async () => {
+    const Thrower = udpHandler(async (udp) => {
+      for (;;) {
+        let peer: PeerAddress | null = null
+        const outcome = await udp
+          .recvEach((d, p) => {
+            peer = p
+            if (new TextDecoder().decode(d) === "throw") throw new Error("handler said no")
+            udp.sendTo(p, d)
+          })
+          .then((v) => `resolved:${v}`, (e: Error) => `rejected:${e.message}`)
+        udp.sendTo(peer!, new TextEncoder().encode(outcome))
+      }
+    })
+    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Thrower)
+    servers.push(server)
+    const c = await client()
+    expect(text(await c.request(server.udpAddr!, "one"))).toBe("one")
+    expect(text(await c.request(server.udpAddr!, "throw"))).toBe("rejected:handler said no")
+    expect(text(await c.request(server.udpAddr!, "two"))).toBe("two")
+  })
+
+  test("recvEach resolves false when its worker shuts down, and at once on a closed socket", async () => {
+    const seen: string[] = []
+    const Served = udpHandler(async (udp) => {
+      seen.push(`running:${await udp.recvEach(() => {})}`)
+      seen.push(`closed:${await udp.recvEach(() => {})}`)
+    })
+    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Served)
+    await Bun.sleep(20)
+    server.shutdown.shutdown()
+    await Promise.all(server.handles.map((h) => h.join()))
+    for (let i = 0; i < 50 && seen.length < 2; i++) await Bun.sleep(10)
+    expect(seen).toEqual(["running:false", "closed:false"])
+  })
 })
 

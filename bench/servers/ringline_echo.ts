@@ -8,22 +8,20 @@
 import { Config, RinglineBuilder, type UdpCtx } from "../../src/index"
 import Echo from "../../examples/tcp_echo"
 
-/** The example's TCP echo (copy-free backpressure through sendCapacity), plus a batched UDP echo. */
+/** The example's TCP echo (copy-free backpressure through sendCapacity), plus a UDP echo run from the receive path (recvEach). */
 export default class BenchEcho extends Echo {
   static override createForWorker(_id: number): BenchEcho {
     return new BenchEcho()
   }
 
   async onUdpBind(udp: UdpCtx): Promise<void> {
-    for (;;) {
-      await udp.recvBatch(64, (data, peer) => {
-        try {
-          udp.sendTo(peer, data)
-        } catch {
-          // every send slot busy: the reply is dropped, as a UDP server may (the loadgen counts it)
-        }
-      })
-    }
+    await udp.recvEach((data, peer) => {
+      try {
+        udp.sendTo(peer, data)
+      } catch {
+        // every send slot busy: the reply is dropped, as a UDP server may (the loadgen counts it)
+      }
+    })
   }
 }
 
