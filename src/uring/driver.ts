@@ -346,7 +346,8 @@ export class UringDriver implements Driver, ConnBackend {
       while (!this.stopped) {
         if (n === 0) {
           this.stage()
-          n = ring.reap(this.sparsePasses === 0 ? 1 : 0, WAIT_UNBOUNDED)
+          // Sparse, with nothing to submit: no look here, sleepUnlessReady looks after arming the doorbell.
+          n = this.sparsePasses > 0 && !ring.hasQueued ? 0 : ring.reap(this.sparsePasses === 0 ? 1 : 0, WAIT_UNBOUNDED)
           if (n === 0 && this.sparsePasses > 0) {
             if (!this.sleepUnlessReady()) return
             n = this.unparked

@@ -110,6 +110,11 @@ export class Ring {
     return check("ringline_ring_reap", this.sym.ringline_ring_reap(this.handle, min, timeoutUs))
   }
 
+  /** Whether ops wait to be submitted. */
+  get hasQueued(): boolean {
+    return this.pending > 0
+  }
+
   /** Index in msgWords of msg descriptor `slot` (its iov_count word). */
   msgWordIndex(slot: number): number {
     return (slot * MSG.bytes) >> 2
