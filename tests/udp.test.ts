@@ -1,7 +1,7 @@
 // UDP through ringline on whichever backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
 import { backendUnderTest, median, testConfig } from "./helpers"
-import { Config, RinglineBuilder, sleep, UdpSendError, type AsyncEventHandler, type PeerAddress, type Server, type UdpCtx } from "../src/index"
+import { Config, RinglineBuilder, sleep, UdpSendError, type AsyncEventHandler, type DatagramFn, type PeerAddress, type Server, type UdpCtx } from "../src/index"
 import { UdpClient } from "./udp_client"
 
 const fixture = (name: string) => new URL(`./fixtures/${name}.ts`, import.meta.url)
@@ -45,6 +45,27 @@ function udpHandler(onUdpBind: (udp: UdpCtx) => Promise<void>) {
     async onAccept(): Promise<void> {}
     onUdpBind = onUdpBind
   }
+}
+
+/**
+ * Launches an inline handler that runs one consumer after another, made by `consume`
+ * with a callback that throws on "throw", and answers each consumer's last sender with
+ * how it ended: "ended:<value>" or "rejected:<message>".
+ */
+async function launchThrower(consume: (udp: UdpCtx, fn: DatagramFn) => Promise<unknown>): Promise<Server> {
+  const Thrower = udpHandler(async (udp) => {
+    for (;;) {
+      let peer: PeerAddress | null = null
+      const outcome = await consume(udp, (d, p) => {
+        peer = p
+        if (new TextDecoder().decode(d) === "throw") throw new Error("handler said no")
+      }).then((v) => `ended:${v}`, (e: Error) => `rejected:${e.message}`)
+      udp.sendTo(peer!, new TextEncoder().encode(outcome))
+    }
+  })
+  const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Thrower)
+  servers.push(server)
+  return server
 }
 
 describe("udp", () => {
@@ -282,23 +303,10 @@ describe("udp", () => {
   })
 
   test("recvBatch waiting for a datagram runs its callback on arrival; a throw from it rejects and the socket serves on", async () => {
-    const Thrower = udpHandler(async (udp) => {
-      for (;;) {
-        let peer: PeerAddress | null = null
-        const outcome = await udp
-          .recvBatch(8, (d, p) => {
-            peer = p
-            if (new TextDecoder().decode(d) === "throw") throw new Error("parser said no")
-          })
-          .then((n) => `batch:${n}`, (e: Error) => `rejected:${e.message}`)
-        udp.sendTo(peer!, new TextEncoder().encode(outcome))
-      }
-    })
-    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Thrower)
-    servers.push(server)
+    const server = await launchThrower((udp, fn) => udp.recvBatch(8, fn))
     const c = await client()
-    expect(text(await c.request(server.udpAddr!, "throw"))).toBe("rejected:parser said no")
-    expect(text(await c.request(server.udpAddr!, "fine"))).toBe("batch:1")
+    expect(text(await c.request(server.udpAddr!, "throw"))).toBe("rejected:handler said no")
+    expect(text(await c.request(server.udpAddr!, "fine"))).toBe("ended:1")
   })
 
   test("recvEach hands over the queued datagrams, then each arrival, from one call; fn returning false stops it, and later datagrams queue for the next consumer", async () => {
@@ -349,25 +357,11 @@ describe("udp", () => {
   })
 
   test("recvEach: a throw from fn rejects with it, and the socket serves the next consumer", async () => {
-    const Thrower = udpHandler(async (udp) => {
-      for (;;) {
-        let peer: PeerAddress | null = null
-        const outcome = await udp
-          .recvEach((d, p) => {
-            peer = p
-            if (new TextDecoder().decode(d) === "throw") throw new Error("handler said no")
-            udp.sendTo(p, d)
-          })
-          .then((v) => `resolved:${v}`, (e: Error) => `rejected:${e.message}`)
-        udp.sendTo(peer!, new TextEncoder().encode(outcome))
-      }
-    })
-    const server = await new RinglineBuilder(udpConfig()).bindUdp("127.0.0.1:0").launch(Thrower)
-    servers.push(server)
+    // Each consumer takes one datagram: fn returning false ends recvEach with true.
+    const server = await launchThrower((udp, fn) => udp.recvEach((d, p) => (fn(d, p), false)))
     const c = await client()
-    expect(text(await c.request(server.udpAddr!, "one"))).toBe("one")
     expect(text(await c.request(server.udpAddr!, "throw"))).toBe("rejected:handler said no")
-    expect(text(await c.request(server.udpAddr!, "two"))).toBe("two")
+    expect(text(await c.request(server.udpAddr!, "fine"))).toBe("ended:true")
   })
 
   test("recvEach resolves false when its worker shuts down, and at once on a closed socket", async () => {
