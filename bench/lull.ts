@@ -15,6 +15,12 @@
 // because other servers' idle housekeeping on the same CPU would cool its caches.
 // CPU per request is the median over the rounds (a slow moment of the VM lands on
 // one round of one server), each round's figure in brackets; round trips are pooled.
+// Each server first idles for LULL_SETTLE_S seconds (default 40): Bun runs an eden GC
+// in every JavaScript VM once a second until 30 of them in a row saw the heap unchanged
+// (then once per 30 s), so for its first ~35 s a ringline server pays that for its idle
+// main thread's VM as well as for its worker's (~0.5 ms a second each on this VM), where
+// Bun.listen has one VM. That is a start-up cost, not a per-request one (an idle
+// ringline server, BUN_JSC_logGC=1: 49 collections in its first 45 s, none in the next 10).
 // LULL_STRACE=1 adds one more round under `strace -c -f`: syscalls per request
 // (LULL_REPS=0 LULL_STRACE=1: that round alone).
 import net from "node:net"
@@ -25,6 +31,7 @@ const gaps = (gapsArg ?? "2,20,200").split(",").map(Number)
 const chosen = names.length > 0 ? names : ["C io_uring", "Bun.listen", "ringline portable", "ringline io_uring"]
 const REQUESTS = 100
 const REPS = Number(process.env.LULL_REPS ?? 3)
+const SETTLE_MS = Number(process.env.LULL_SETTLE_S ?? 40) * 1000
 
 /** Round trips (ms) of `count` one-byte requests, each after `gap` ms of silence. */
 async function requests(socket: net.Socket, count: number, gap: number): Promise<number[]> {
@@ -40,9 +47,10 @@ async function requests(socket: net.Socket, count: number, gap: number): Promise
   return trips
 }
 
-/** Starts the server alone on CPU 1, connects and warms both up; `use` gets them, then both stop. */
+/** Starts the server alone on CPU 1, lets it settle, connects and warms both up; `use` gets them, then both stop. */
 async function withServer(name: string, use: (server: Running, socket: net.Socket) => Promise<void>): Promise<void> {
   const server = await startServer(serverSpec(name), "1")
+  await Bun.sleep(SETTLE_MS)
   const at = server.tcp.lastIndexOf(":")
   const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
   await new Promise((resolve) => socket.once("connect", resolve))
