@@ -240,7 +240,7 @@ export class UdpCtx {
   }
 
   private wait<T>(what: string, fn: DatagramFn): Promise<T> {
-    if (this.waiter.subject !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom or recvBatch is already waiting (one consumer per socket)`))
+    if (this.waiter.subject !== null) return Promise.reject(new Error(`UdpCtx.${what}: another recvFrom, recvBatch or recvEach is already waiting (one consumer per socket)`))
     if (this.closed) return Promise.reject(new Error(`UdpCtx.${what}: the socket is closed`))
     return this.waiter.wait(fn) as Promise<T>
   }
