@@ -70,17 +70,46 @@ export interface LoadResult {
   error?: string
 }
 
-/** CPU seconds the server has used so far: every thread's run time from schedstat (ns resolution). */
-export function cpuSeconds(pid: number): number {
-  let ns = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+/**
+ * Each watched server's threads and the run time (ns, schedstat) each had when last
+ * seen. A thread that exits takes its run time out of /proc: JSC's JIT and helper
+ * threads exit after idling, and a sum over the live threads alone then drops by all
+ * they ever ran (a server's CPU for a cell came out negative). So threads stay counted
+ * at their last sighting, and a sampler looks every THREAD_SAMPLE_MS, so an exiting
+ * thread's last moments are all that can be missed.
+ */
+const threadRunTimes = new Map<number, Map<string, number>>()
+const THREAD_SAMPLE_MS = 100
+const threadSampler = setInterval(() => {
+  for (const pid of threadRunTimes.keys()) sampleThreads(pid)
+}, THREAD_SAMPLE_MS)
+threadSampler.unref()
+
+/** Reads the run time of `pid`'s live threads into threadRunTimes; returns the total over all threads seen. */
+function sampleThreads(pid: number): number {
+  let seen = threadRunTimes.get(pid)
+  if (seen === undefined) threadRunTimes.set(pid, (seen = new Map()))
+  let tids: string[] = []
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    // the process is gone: what was seen of it stands
+  }
+  for (const tid of tids) {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0])
+      seen.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]))
     } catch {
-      // a thread that exited between the listing and the read
+      // a thread that exited between the listing and the read: its last sighting stands
     }
   }
-  return ns / 1e9
+  let ns = 0
+  for (const v of seen.values()) ns += v
+  return ns
+}
+
+/** CPU seconds the server has used so far: every thread's run time from schedstat (ns resolution), exited threads included. */
+export function cpuSeconds(pid: number): number {
+  return sampleThreads(pid) / 1e9
 }
 
 /** utime and stime of the whole process, in clock ticks, and context switches of all its threads. */
@@ -167,6 +196,7 @@ export async function startServer(spec: ServerSpec, cpu: string, extraArgs: stri
   }
   const [word, tcp, udp] = text.trim().split(/\s+/)
   if (word !== "ready") throw new Error(`${spec.name}: unexpected first line ${text}`)
+  sampleThreads(child.pid) // watched from now on (cpuSeconds)
   return {
     pid: child.pid,
     tcp: tcp!,
@@ -177,6 +207,7 @@ export async function startServer(spec: ServerSpec, cpu: string, extraArgs: stri
       const t = setTimeout(() => child.kill("SIGKILL"), 3000)
       await child.exited
       clearTimeout(t)
+      threadRunTimes.delete(child.pid)
     },
   }
 }

@@ -9,9 +9,11 @@
 // Servers are bench/harness.ts names (default: C io_uring, Bun.listen, ringline
 // portable, ringline io_uring; "name@/other/checkout" runs another build, as in
 // pair.ts). LULL_REPS rounds (default 3): in each, every server in turn is started
-// alone, pinned to CPU 1, warmed up with 300 requests 1 ms apart and 200 more 5 ms
+// alone, pinned to CPU 1, warmed up with 2,000 requests 1 ms apart and 500 more 5 ms
 // apart (the JIT compiles the path a lull takes too: without them its compiling
-// counted in the first gap's figures), then gets 100 requests at each gap. Alone,
+// counted in the first gap's figures; after 300 and 200, JSC was still taking
+// ringline's sparse path to its top tier during the 2 ms gaps), then gets 100
+// requests at each gap. Alone,
 // because other servers' idle housekeeping on the same CPU would cool its caches.
 // CPU per request is the median over the rounds (a slow moment of the VM lands on
 // one round of one server), each round's figure in brackets; round trips are pooled.
@@ -55,8 +57,8 @@ async function withServer(name: string, use: (server: Running, socket: net.Socke
   const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
   await new Promise((resolve) => socket.once("connect", resolve))
   socket.setNoDelay(true)
-  await requests(socket, 300, 1)
-  await requests(socket, 200, 5)
+  await requests(socket, 2000, 1)
+  await requests(socket, 500, 5)
   await use(server, socket)
   socket.end()
   await server.stop()
