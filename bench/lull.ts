@@ -21,8 +21,8 @@
 // in every JavaScript VM once a second until 30 of them in a row saw the heap unchanged
 // (then once per 30 s), so for its first ~35 s a ringline server pays that for its idle
 // main thread's VM as well as for its worker's (~0.5 ms a second each on this VM), where
-// Bun.listen has one VM. That is a start-up cost, not a per-request one (an idle
-// ringline server, BUN_JSC_logGC=1: 49 collections in its first 45 s, none in the next 10).
+// Bun.listen has one VM. That is a start-up cost, not a per-request one (BUN_JSC_logGC=1
+// on an idle server shows the collections stop after ~35 s).
 // LULL_STRACE=1 adds one more round under `strace -c -f`: syscalls per request
 // (LULL_REPS=0 LULL_STRACE=1: that round alone).
 import net from "node:net"
