@@ -6,11 +6,12 @@
 #
 #   bash bench/inplace.sh storm      # 30,000 sequential connections after 30,000 of warm-up
 #   bash bench/inplace.sh udp-flood  # 8 senders × 256 B, 4 s after 2 s of warm-up
+#   bash bench/inplace.sh tcp-rr     # 16 connections × 64 B, 4 s after 2 s of warm-up (ns per TCP receive)
 #
 # Needs the bench build (zig build bench). The timing itself adds ~25 ns per timed step.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-load=${1:?usage: bash bench/inplace.sh storm|udp-flood}
+load=${1:?usage: bash bench/inplace.sh storm|udp-flood|tcp-rr}
 scratch=$(mktemp -d /tmp/ringline-inplace.XXXXXX)
 server=""
 cleanup() {
@@ -23,7 +24,9 @@ ln -s "$root/node_modules" "$scratch/node_modules"
 cp -r "$root/zig-out" "$scratch/zig-out"
 git -C "$scratch" apply "$root/bench/inplace_timing.patch" || { echo "bench/inplace_timing.patch no longer applies to HEAD's src/: redo it" >&2; exit 1; }
 out="$scratch/server.out"
-RINGLINE_BACKEND=io_uring taskset -c 1 "$root/node_modules/.bin/bun" "$scratch/bench/servers/ringline_echo.ts" 1 >"$out" 2>"$scratch/server.err" &
+unit=""
+[ "$load" = tcp-rr ] && unit=recv
+INPLACE_UNIT=$unit RINGLINE_BACKEND=io_uring taskset -c 1 "$root/node_modules/.bin/bun" "$scratch/bench/servers/ringline_echo.ts" 1 >"$out" 2>"$scratch/server.err" &
 server=$!
 for _ in $(seq 100); do grep -q '^ready' "$out" 2>/dev/null && break; sleep 0.1; done
 read -r _ tcp udp _ <"$out"
@@ -35,6 +38,9 @@ case "$load" in
   udp-flood)
     $loadgen udp-flood --addr "$udp" --senders 8 --size 256 --seconds 2 >/dev/null
     $loadgen udp-flood --addr "$udp" --senders 8 --size 256 --seconds 4 ;;
+  tcp-rr)
+    $loadgen tcp-rr --addr "$tcp" --conns 16 --size 64 --seconds 2 >/dev/null
+    $loadgen tcp-rr --addr "$tcp" --conns 16 --size 64 --seconds 4 ;;
   *) echo "unknown load $load" >&2; exit 2 ;;
 esac
 kill -INT "$server"
