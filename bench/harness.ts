@@ -130,7 +130,10 @@ export function processTimes(pid: number): { user: number; kernel: number; switc
 /**
  * Runs `load` (it returns how many operations it made) with `strace -c` on every
  * thread of pid: the calls of each syscall per operation, most frequent first,
- * and their total. strace slows the server, so only the counts mean anything.
+ * and their total. strace slows the server, so only the counts mean anything,
+ * and only where requests come one at a time: with many in flight (TCP rr 16 ×
+ * 64 B) the slowed server takes bigger batches, and calls made once per batch
+ * came out at a quarter of what perf stat counts untraced (bench/profile.ts).
  * Null where strace is not installed.
  */
 export async function syscallsPerOp(pid: number, load: () => Promise<number>): Promise<{ ops: number; total: number; rows: Array<[string, number]> } | null> {

@@ -1,9 +1,11 @@
 // Where one server's time goes under one load of the benchmark: CPU per op
 // (schedstat, as bench/run.ts) split into user and kernel time, context
-// switches per op, and, where strace is installed, syscalls per op from a
-// second, traced run of the same load. Where perf is installed, two more runs:
-// io_uring requests per op by opcode and ring entries per op (tracepoints:
-// counts, not times), and a sampled profile split by where the code lives
+// switches per op, and, where strace is installed, syscalls per op by name from
+// a second, traced run of the same load (strace slows the server, so its
+// batches grow: calls made once per batch come out low there). Where perf is
+// installed, two more runs: syscalls, io_uring_enter calls, completions and
+// io_uring requests by opcode per op, counted by perf stat (tracepoints, no
+// work per event), and a sampled profile split by where the code lives
 // (kernel, Bun's runtime, JIT-compiled JavaScript named through JSC's jitdump,
 // libringline) with the hottest JavaScript and kernel functions. Server on CPU 1, load
 // generator on CPU 0.
@@ -27,6 +29,16 @@ if (spec === undefined || row === undefined) {
 }
 
 const perf = Bun.which("perf")
+
+/** What countedPerOp counts: all syscalls, the ring's, completions, and submitted requests by opcode (include/uapi/linux/io_uring.h). */
+const COUNTED_EVENTS: Array<[string, string[]]> = [
+  ["all syscalls", ["-e", "raw_syscalls:sys_enter"]],
+  ["io_uring_enter", ["-e", "syscalls:sys_enter_io_uring_enter"]],
+  ["io_uring completions", ["-e", "io_uring:io_uring_complete"]],
+  ...(
+    [["POLL_ADD", 6], ["SENDMSG", 9], ["RECVMSG", 10], ["TIMEOUT", 11], ["ACCEPT", 13], ["ASYNC_CANCEL", 14], ["CONNECT", 16], ["CLOSE", 19], ["READ", 22], ["SEND", 26], ["RECV", 27], ["SHUTDOWN", 34]] as const
+  ).map(([name, opcode]): [string, string[]] => [`request ${name}`, ["-e", "io_uring:io_uring_submit_req", "--filter", `opcode == ${opcode}`]]),
+]
 const work = mkdtempSync("/tmp/ringline-profile-")
 let server = await startServer(spec, "1")
 try {
@@ -48,22 +60,19 @@ try {
 
   const traced = await syscallsPerOp(server.pid, async () => (await loadgen(args)).ops)
   if (traced !== null) {
-    console.log(`syscalls per op (traced run, ${traced.ops} ops; strace slows the server, so only the counts matter):`)
+    console.log(`syscalls per op by name (traced run, ${traced.ops} ops; strace slows the server and its batches grow: see the counted figures below):`)
     for (const [name, perOp] of traced.rows.slice(0, 6)) console.log(`  ${name.padEnd(16)} ${perOp.toFixed(2)}`)
   }
 
   if (perf !== null) {
-    const events = "io_uring:io_uring_submit_req,io_uring:io_uring_complete,syscalls:sys_enter_io_uring_enter"
-    const counted = await underPerf(["-e", events], args)
-    const perOp = new Map<string, number>()
-    for (const line of perfOutput(["script", "-i", counted.data]).split("\n")) {
-      const m = /(io_uring:\w+|syscalls:\w+):/.exec(line)
-      if (m === null) continue
-      const name = m[1] === "io_uring:io_uring_submit_req" ? `request ${/opcode (\w+)/.exec(line)?.[1] ?? "?"}` : m[1]!.replace(/^.*:/, "")
-      perOp.set(name, (perOp.get(name) ?? 0) + 1 / counted.ops)
-    }
-    console.log(`io_uring per op (tracepoints, ${counted.ops} ops):`)
-    for (const [name, n] of [...perOp].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${name.padEnd(24)} ${n.toFixed(2)}`)
+    // Counted (perf stat), not recorded: recording each event slowed the server enough to
+    // change its batches, and it reported a quarter of the io_uring_enter calls per op.
+    const counted = await countedPerOp(COUNTED_EVENTS.flatMap(([, e]) => e), args)
+    console.log(`per op, counted (perf stat, ${counted.ops} ops):`)
+    COUNTED_EVENTS.forEach(([name], i) => {
+      const n = counted.counts[i] ?? NaN
+      if (!name.startsWith("request ") || n > 0) console.log(`  ${name.padEnd(24)} ${n.toFixed(2)}`)
+    })
 
     // A server of its own, started so that JSC writes a jitdump (names of compiled functions)
     // into `work`; the runs above are without it (it writes and fsyncs per compile).
@@ -91,6 +100,23 @@ try {
 } finally {
   await server.stop()
   rmSync(work, { recursive: true, force: true })
+}
+
+/** One more run of the load under `perf stat` on the server: each event's count per op, in the order given. */
+async function countedPerOp(events: string[], args: string[]): Promise<{ counts: number[]; ops: number }> {
+  const out = `${work}/stat.csv`
+  const stat = Bun.spawn([perf!, "stat", "-x", ",", "-o", out, ...events, "-p", String(server.pid)], { stdout: "ignore", stderr: "ignore" })
+  await Bun.sleep(500) // attached to every thread
+  const load = await loadgen(args)
+  stat.kill("SIGINT")
+  await stat.exited
+  if (!load.ok || load.ops === 0) throw new Error(`the load under perf stat failed: ${JSON.stringify(load)}`)
+  // CSV lines "count,unit,event,...", one per event in order; "<not counted>" reads as NaN.
+  const counts = readFileSync(out, "utf8")
+    .split("\n")
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => Number(l.split(",")[0]) / load.ops)
+  return { counts, ops: load.ops }
 }
 
 /** One more run of the load with `perf record` attached to the server. */
