@@ -9,11 +9,12 @@
 // Servers are bench/harness.ts names (default: C io_uring, Bun.listen, ringline
 // portable, ringline io_uring; "name@/other/checkout" runs another build, as in
 // pair.ts). LULL_REPS rounds (default 3): in each, every server in turn is started
-// alone, pinned to CPU 1, warmed up with 2,000 requests 1 ms apart and 500 more 5 ms
-// apart (the JIT compiles the path a lull takes too: without them its compiling
-// counted in the first gap's figures; after 300 and 200, JSC was still taking
-// ringline's sparse path to its top tier during the 2 ms gaps), then gets 100
-// requests at each gap. Alone,
+// alone, pinned to CPU 1, warmed up with 6,000 requests 1 ms apart and 1,000 more 5 ms
+// apart (the JIT compiles the path a lull takes too, and JSC takes a function called
+// once per request to its top tier only after thousands of calls: after 3,000
+// requests 1 ms apart and 1,500 2 ms apart, BUN_JSC_reportCompileTimes=1 on a
+// ringline server showed its loop, `run`, compiled to FTL in the next 2,500, 32 ms at
+// once), then gets 100 requests at each gap. Alone,
 // because other servers' idle housekeeping on the same CPU would cool its caches.
 // CPU per request is the median over the rounds (a slow moment of the VM lands on
 // one round of one server), each round's figure in brackets; round trips are pooled.
@@ -57,8 +58,8 @@ async function withServer(name: string, use: (server: Running, socket: net.Socke
   const socket = net.connect(Number(server.tcp.slice(at + 1)), server.tcp.slice(0, at))
   await new Promise((resolve) => socket.once("connect", resolve))
   socket.setNoDelay(true)
-  await requests(socket, 2000, 1)
-  await requests(socket, 500, 5)
+  await requests(socket, 6000, 1)
+  await requests(socket, 1000, 5)
   await use(server, socket)
   socket.end()
   await server.stop()
