@@ -14,6 +14,10 @@
  * three reads and two epoll_ctl. Arming costs the busy path nothing: sockets join
  * the set only when the caller asks (typically as it parks), and the POLL_ADD is
  * armed only by ringline_ring_notify_toggle(ring, RINGLINE_NOTIFY_DOORBELL).
+ * Being in the set does cost: the set's entry waits on the socket, so each of
+ * its wake-ups (a datagram in, a sent one freed) visits it; a caller busy for a
+ * long spell takes its sockets out (ringline_ring_unwatch) and puts them back
+ * before it parks.
  */
 #include <errno.h>
 #include <poll.h>
@@ -56,6 +60,15 @@ int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t co
     if (epoll_ctl(ring->watch_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0 && errno != EEXIST && first_error == 0)
       first_error = -errno;
   }
+  return first_error;
+}
+
+int32_t ringline_ring_unwatch(ringline_ring *ring, const int32_t *fds, uint32_t count) {
+  if (ring == NULL || (fds == NULL && count > 0)) return -EINVAL;
+  int32_t first_error = 0;
+  for (uint32_t i = 0; i < count; i++)
+    if (epoll_ctl(ring->watch_fd, EPOLL_CTL_DEL, fds[i], NULL) < 0 && errno != ENOENT && first_error == 0)
+      first_error = -errno;
   return first_error;
 }
 

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define RINGLINE_ABI_VERSION 7u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
+#define RINGLINE_ABI_VERSION 8u /* first word of ringline_layout_query; bumped whenever that list or a function signature changes */
 
 /* ── Kernel features (bit set returned by ringline_kernel_probe) ─────────── */
 #define RINGLINE_FEAT_RING          (1u << 0)  /* io_uring_setup works at all */
@@ -165,6 +165,11 @@ int32_t ringline_ring_notify_toggle(ringline_ring *ring, uint32_t what);
 /* Adds sockets to the doorbell's set (an fd already in it is fine); a closed fd leaves it by itself.
  * Returns 0, or the -errno of the first fd it could not add (the others are still added). */
 int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t count);
+/* Takes sockets out of the doorbell's set (an fd not in it is fine), for a caller busy long enough
+ * that their wake-ups' visits to the set cost more than one epoll_ctl each way; a socket out of the
+ * set does not ring the doorbell, so put it back (ringline_ring_watch) before parking.
+ * Returns 0, or the -errno of the first fd it could not take out (the others are still taken out). */
+int32_t ringline_ring_unwatch(ringline_ring *ring, const int32_t *fds, uint32_t count);
 /* Turns op records [0, n) into SQEs (all validated first: an invalid op takes none, -errno);
  * returns how many were taken, fewer than n when the SQ stayed full or flushing it failed after
  * some were taken (resubmit the rest later); -errno when a flush failed before any was taken. */

@@ -194,6 +194,38 @@ describe("tcp echo", () => {
     expect(median(trips)).toBeLessThan(5)
   })
 
+  // On io_uring a worker busy for 100 ms or more takes its sockets out of its doorbell
+  // (each of their wake-ups would visit it) and must put every one back before it parks.
+  test("after a busy spell and a silence, the busy connection, a quiet one and a new one are each answered within milliseconds", async () => {
+    const s = await serve("echo")
+    const quiet = await Client.connect(s.tcpAddr!)
+    await roundTrip(quiet)
+    const busy = await Client.connect(s.tcpAddr!)
+    const trips: Record<"busy" | "quiet" | "fresh", number[]> = { busy: [], quiet: [], fresh: [] }
+    const afterSpell = async (which: keyof typeof trips, trip: () => Promise<number>) => {
+      const until = performance.now() + 300
+      while (performance.now() < until) await roundTrip(busy)
+      await Bun.sleep(30)
+      trips[which].push(await trip())
+    }
+    for (let i = 0; i < 3; i++) {
+      await afterSpell("busy", () => roundTrip(busy))
+      await afterSpell("quiet", () => roundTrip(quiet))
+      await afterSpell("fresh", async () => {
+        const t = performance.now()
+        const c = await Client.connect(s.tcpAddr!)
+        await roundTrip(c)
+        c.end()
+        return performance.now() - t
+      })
+    }
+    quiet.end()
+    busy.end()
+    expect(median(trips.busy)).toBeLessThan(5)
+    expect(median(trips.quiet)).toBeLessThan(5)
+    expect(median(trips.fresh)).toBeLessThan(5)
+  })
+
   test("a connection after a 200 ms silence is accepted and answered within milliseconds, and so is its next request after another", async () => {
     const s = await serve("echo")
     const connectTrips: number[] = []

@@ -1,7 +1,7 @@
 // The shared records as TypeScript sees them: field indices into Int32/Uint32
 // views. ringline_layout_query() must agree with EXPECTED_LAYOUT at load.
 
-export const ABI_VERSION = 7
+export const ABI_VERSION = 8
 
 /** ringline_ring_params: 8 × u32. */
 export const PARAMS = { words: 8, sqEntries: 0, cqEntries: 1, setupFlags: 2, slabBytes: 3, msgSlots: 4, timerSlots: 5, maxOps: 6, maxCompletions: 7 } as const

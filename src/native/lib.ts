@@ -16,6 +16,7 @@ const symbols = {
   ringline_ring_notify_fd: { args: [ptr], returns: i32 },
   ringline_ring_notify_toggle: { args: [ptr, u32], returns: i32 },
   ringline_ring_watch: { args: [ptr, ptr, u32], returns: i32 },
+  ringline_ring_unwatch: { args: [ptr, ptr, u32], returns: i32 },
   ringline_ring_prepare: { args: [ptr, u32], returns: i32 },
   ringline_ring_reap: { args: [ptr, u32, u32], returns: i32 },
   ringline_ring_ops: { args: [ptr], returns: ptr },

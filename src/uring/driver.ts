@@ -89,6 +89,15 @@ const PARK_AFTER_QUIET_TICKS = 4
 const SPARSE_AFTER_SLEEP_MS = 1
 const SPARSE_PASSES = 16
 
+/**
+ * A worker that ticks BUSY_SPELL_TICKS times without parking takes its sockets out
+ * of the doorbell's set until it parks: in the set, every wake-up of a socket (a
+ * datagram in, a sent one freed) also visits the set's entry, ~3 % of the CPU per
+ * datagram of a UDP flood (bench/README "Where the misses come from"); out of it,
+ * the spell costs one epoll_ctl per socket each way. Sparse traffic never gets here.
+ */
+const BUSY_SPELL_TICKS = 100
+
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Parses "host:port" / "[v6]:port" / "unix:/path" into sockaddr bytes (throws EINVAL with the text). */
@@ -196,6 +205,10 @@ export class UringDriver implements Driver, ConnBackend {
   private readonly watchFds: Int32Array
   /** The doorbell could not watch some socket: said once, and from then on the ring's own signal is on while asleep. */
   private watchRefused = false
+  /** Ticks since the worker last went to sleep (BUSY_SPELL_TICKS). */
+  private ticksAwake = 0
+  /** The sockets are out of the doorbell's set for a busy spell: watched again on the way to sleep. */
+  private outOfDoorbell = false
   private loopEnded: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} }
   private doorbell: Promise<Socket> | null = null
   private loopDone: Promise<void> = Promise.resolve()
@@ -363,6 +376,7 @@ export class UringDriver implements Driver, ConnBackend {
         drainMicrotasks()
         if (!this.tickFired) continue
         this.tickFired = false
+        if (++this.ticksAwake === BUSY_SPELL_TICKS) this.leaveDoorbell()
         this.quietTicks = this.sinceTick === 1 ? this.quietTicks + 1 : 0
         if (this.quietTicks >= PARK_AFTER_QUIET_TICKS) return this.park()
         this.armTick()
@@ -413,6 +427,8 @@ export class UringDriver implements Driver, ConnBackend {
    * next busy moment and cost a read.
    */
   private sleepUnlessReady(): boolean {
+    this.ticksAwake = 0
+    if (this.outOfDoorbell) this.rejoinDoorbell()
     this.watchNewSockets()
     const ownSignal = this.watchRefused || this.timerFreeCount < this.timerFree.length
     this.ring.notify(Notify.DOORBELL | (ownSignal ? Notify.CQ : 0))
@@ -449,6 +465,30 @@ export class UringDriver implements Driver, ConnBackend {
     }
     this.unwatchedCount = 0
     if (n > 0) this.watch(this.watchFds.subarray(0, n))
+  }
+
+  /** A long busy spell: every socket leaves the doorbell's set; its connections are listed to be watched again. */
+  private leaveDoorbell(): void {
+    this.outOfDoorbell = true
+    this.ring.unwatch(this.ownSockets())
+    let n = 0
+    for (let slot = 0; slot < this.fds.length; slot++) {
+      if (this.fds[slot]! < 0) continue
+      this.watchFds[n++] = this.fds[slot]!
+      this.listForWatch(slot)
+    }
+    this.ring.unwatch(this.watchFds.subarray(0, n))
+  }
+
+  /** On the way to sleep after a busy spell: the listeners and UDP sockets rejoin (connections through watchNewSockets). */
+  private rejoinDoorbell(): void {
+    this.outOfDoorbell = false
+    this.watch(this.ownSockets())
+  }
+
+  /** The worker's listening and UDP sockets. */
+  private ownSockets(): Int32Array {
+    return Int32Array.from([...this.listeners.filter((l) => l.open).map((l) => l.fd), ...this.udps.map((u) => u.fd)])
   }
 
   /** A socket the doorbell cannot watch still works, only its first bytes after a park wait for the ring's late signal: said once, never thrown. */

@@ -139,6 +139,15 @@ export class Ring {
     return this.sym.ringline_ring_watch(this.handle, fds, fds.length)
   }
 
+  /**
+   * Takes sockets out of the doorbell for a busy spell; they must be watched again
+   * before the loop parks. Errors are not reported: a socket left in only costs
+   * what it did before.
+   */
+  unwatch(fds: Int32Array): void {
+    this.sym.ringline_ring_unwatch(this.handle, fds, fds.length)
+  }
+
   destroy(): void {
     this.sym.ringline_ring_destroy(this.handle)
   }

@@ -1661,6 +1661,34 @@ static int test_doorbell_watch_errors(void) {
   return 0;
 }
 
+static int test_doorbell_unwatch(void) {
+  int sv[2];
+  ringline_ring *r = ring_with_pair(sv);
+  CHECK(r != NULL);
+  const int efd = own_notify_fd(r);
+  CHECK(efd >= 0);
+  const int32_t bad = -1;
+  CHECK_EQ(ringline_ring_unwatch(NULL, &sv[0], 1), -EINVAL);
+  CHECK_EQ(ringline_ring_unwatch(r, NULL, 1), -EINVAL);
+  CHECK_EQ(ringline_ring_unwatch(r, NULL, 0), 0);
+  CHECK_EQ(ringline_ring_unwatch(r, &sv[0], 1), 0); /* not in the set: fine */
+  CHECK_EQ(ringline_ring_unwatch(r, &bad, 1), -EBADF);
+
+  /* Out of the set, the socket's data does not ring an armed doorbell. */
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
+  CHECK_EQ(ringline_ring_unwatch(r, &sv[0], 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
+  CHECK_EQ(write(sv[1], "x", 1), 1);
+  CHECK(!readable_within(efd, 50));
+
+  /* Back in the set, its next byte rings (the doorbell stayed armed meanwhile). */
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
+  CHECK_EQ(write(sv[1], "y", 1), 1);
+  CHECK(readable_within(efd, 1000));
+  return 0;
+}
+
 /* ── runner ────────────────────────────────────────────────────────────── */
 
 static const struct {
@@ -1691,6 +1719,7 @@ static const struct {
     {"doorbell: a watched socket's data rings notify_fd, an unwatched one's does not; re-armed, it rings again", test_doorbell_rings},
     {"doorbell: edges from before arming are dropped, the next one rings", test_doorbell_drops_stale_edges},
     {"doorbell: watch refuses NULL/-1 (-EINVAL/-EBADF), accepts a repeat, watches past a bad fd", test_doorbell_watch_errors},
+    {"doorbell: unwatch refuses NULL/-1, accepts an fd not in the set; an unwatched socket stays silent until watched again", test_doorbell_unwatch},
 };
 
 /* Runs one test in a child process, so a crash (UBSan trap, abort, SIGSEGV) or a
