@@ -90,13 +90,17 @@ const SPARSE_AFTER_SLEEP_MS = 1
 const SPARSE_PASSES = 16
 
 /**
- * A worker that ticks BUSY_SPELL_TICKS times without parking takes its sockets out
- * of the doorbell's set until it parks: in the set, every wake-up of a socket (a
- * datagram in, a sent one freed) also visits the set's entry, ~3 % of the CPU per
- * datagram of a UDP flood (bench/README "Where the misses come from"); out of it,
- * the spell costs one epoll_ctl per socket each way. Sparse traffic never gets here.
+ * A worker that ticks BUSY_SPELL_TICKS times without parking, and at least one tick
+ * per SOCKETS_PER_SPELL_TICK sockets it has, takes its sockets out of the doorbell's
+ * set until it parks: in the set, every wake-up of a socket (a datagram in, a sent
+ * one freed) also visits the set's entry, ~3 % of the CPU per datagram of a UDP
+ * flood (bench/README "Where the misses come from"). Out of it, the spell costs an
+ * epoll_ctl per socket each way (~1 µs together on this VM), so the spell must be
+ * long enough for that to stay under ~0.5 % of it, however many idle connections
+ * the worker holds. Sparse traffic never gets here.
  */
 const BUSY_SPELL_TICKS = 100
+const SOCKETS_PER_SPELL_TICK = 4
 
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -376,7 +380,8 @@ export class UringDriver implements Driver, ConnBackend {
         drainMicrotasks()
         if (!this.tickFired) continue
         this.tickFired = false
-        if (++this.ticksAwake === BUSY_SPELL_TICKS) this.leaveDoorbell()
+        this.ticksAwake++
+        if (!this.outOfDoorbell && this.busySpellLongEnough()) this.leaveDoorbell()
         this.quietTicks = this.sinceTick === 1 ? this.quietTicks + 1 : 0
         if (this.quietTicks >= PARK_AFTER_QUIET_TICKS) return this.park()
         this.armTick()
@@ -465,6 +470,12 @@ export class UringDriver implements Driver, ConnBackend {
     }
     this.unwatchedCount = 0
     if (n > 0) this.watch(this.watchFds.subarray(0, n))
+  }
+
+  /** BUSY_SPELL_TICKS awake, and a tick for every SOCKETS_PER_SPELL_TICK connections held. */
+  private busySpellLongEnough(): boolean {
+    const connections = this.conns.length - this.freeCount
+    return this.ticksAwake >= BUSY_SPELL_TICKS && this.ticksAwake * SOCKETS_PER_SPELL_TICK >= connections
   }
 
   /** A long busy spell: every socket leaves the doorbell's set; its connections are listed to be watched again. */
