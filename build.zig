@@ -48,9 +48,9 @@ pub fn build(b: *std.Build) void {
     no_uring.linkLibC();
     test_step.dependOn(&b.addInstallArtifact(no_uring, .{}).step);
 
-    // zig build bench: the load generator, the two C echo servers and the eventfd wake probe of bench/.
+    // zig build bench: the load generator, the two C echo servers, the eventfd wake probe and the epoll_ctl timer of bench/.
     const bench_step = b.step("bench", "Build the benchmark load generator and C echo servers");
-    const bench_tools = [_][]const u8{ "loadgen", "echo_uring", "echo_epoll", "wake_probe" };
+    const bench_tools = [_][]const u8{ "loadgen", "echo_uring", "echo_epoll", "wake_probe", "watch_cost" };
     inline for (bench_tools) |name| {
         const exe = b.addExecutable(.{ .name = name, .target = target, .optimize = .ReleaseFast });
         exe.addCSourceFiles(&.{"bench/" ++ name ++ ".c"}, &c_flags);

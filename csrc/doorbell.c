@@ -52,24 +52,24 @@ void core_bell_free(ringline_ring *ring) {
     if (ring->bell_pair[i] >= 0) close(ring->bell_pair[i]);
 }
 
-int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t count) {
+/* One epoll_ctl op on each fd; `already` (EEXIST on add, ENOENT on delete) is no error.
+ * Returns 0, or the -errno of the first fd that failed (the others are still done). */
+static int32_t ctl_each(ringline_ring *ring, int op, int already, const int32_t *fds, uint32_t count) {
   if (ring == NULL || (fds == NULL && count > 0)) return -EINVAL;
   int32_t first_error = 0;
   for (uint32_t i = 0; i < count; i++) {
     struct epoll_event ev = {.events = WATCHED_EVENTS, .data = {.u64 = 0}};
-    if (epoll_ctl(ring->watch_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0 && errno != EEXIST && first_error == 0)
-      first_error = -errno;
+    if (epoll_ctl(ring->watch_fd, op, fds[i], &ev) < 0 && errno != already && first_error == 0) first_error = -errno;
   }
   return first_error;
 }
 
+int32_t ringline_ring_watch(ringline_ring *ring, const int32_t *fds, uint32_t count) {
+  return ctl_each(ring, EPOLL_CTL_ADD, EEXIST, fds, count);
+}
+
 int32_t ringline_ring_unwatch(ringline_ring *ring, const int32_t *fds, uint32_t count) {
-  if (ring == NULL || (fds == NULL && count > 0)) return -EINVAL;
-  int32_t first_error = 0;
-  for (uint32_t i = 0; i < count; i++)
-    if (epoll_ctl(ring->watch_fd, EPOLL_CTL_DEL, fds[i], NULL) < 0 && errno != ENOENT && first_error == 0)
-      first_error = -errno;
-  return first_error;
+  return ctl_each(ring, EPOLL_CTL_DEL, ENOENT, fds, count);
 }
 
 int core_bell_arm(ringline_ring *ring) {

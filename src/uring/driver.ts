@@ -95,9 +95,9 @@ const SPARSE_PASSES = 16
  * set until it parks: in the set, every wake-up of a socket (a datagram in, a sent
  * one freed) also visits the set's entry, ~3 % of the CPU per datagram of a UDP
  * flood (bench/README "Where the misses come from"). Out of it, the spell costs an
- * epoll_ctl per socket each way (~1 µs together on this VM), so the spell must be
- * long enough for that to stay under ~0.5 % of it, however many idle connections
- * the worker holds. Sparse traffic never gets here.
+ * epoll_ctl per socket each way (~1 µs together here: bench/watch_cost.c), so it
+ * must be long enough for that to stay under ~0.4 % of it, however many idle
+ * connections the worker holds. Sparse traffic never gets here.
  */
 const BUSY_SPELL_TICKS = 100
 const SOCKETS_PER_SPELL_TICK = 4
