@@ -29,6 +29,8 @@ export const ALL_SERVERS: ServerSpec[] = [
 export const PAIR_ONLY_SERVERS: ServerSpec[] = [
   // The C server spending 2 µs of user time per completion: what user time per op costs in CPU per op.
   { name: "C io_uring, 2 µs busy per completion", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--busy-ns", "2000"] },
+  // TCP echo on the ring layer alone, no runtime above it: what driving io_uring from Bun costs at least (TCP rows only).
+  { name: "ring layer alone", cmd: [bun, `${root}bench/servers/ring_floor.ts`], env: { RINGLINE_BACKEND: "io_uring" } },
 ]
 
 export interface RowSpec {
