@@ -32,6 +32,37 @@ export async function launch(handler: HandlerSpec, mutate?: (c: Config) => void,
   return new RinglineBuilder(testConfig(mutate)).bind(bind).launch(handler)
 }
 
+/** The baseline: a plain Bun echo server in its own Worker thread (as the seed's std::net thread). */
+export async function baselineServer(kind: "tcp" | "udp"): Promise<{ addr: string; stop: () => void }> {
+  const worker = new Worker(new URL("./fixtures/baseline_worker.ts", import.meta.url).href)
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<{ port: number }>) => resolve(e.data.port)
+    worker.onerror = (e) => reject(new Error(e.message))
+    worker.postMessage({ kind })
+  })
+  return { addr: `127.0.0.1:${port}`, stop: () => worker.terminate() }
+}
+
+/**
+ * How soon ringline answers after `silenceMs` of silence, and how soon the baseline
+ * server does after the same silence, alternated `count` times: the median of each.
+ * A VM's idle vCPUs can add milliseconds to any wake-up after a silence, a plain Bun
+ * server's too (2 ms after 200 ms on a busy host), so the tests bound ringline by the
+ * baseline plus a few ms; the late wake-ups they guard against (a parked worker hearing
+ * of a socket only through a DEFER_TASKRUN ring's eventfd, ~16 ms) are ringline's alone.
+ */
+export async function afterSilences(silenceMs: number, count: number, trip: () => Promise<number>, baselineTrip: () => Promise<number>): Promise<{ ringline: number; baseline: number }> {
+  const ringline: number[] = []
+  const baseline: number[] = []
+  for (let i = 0; i < count; i++) {
+    await Bun.sleep(silenceMs)
+    ringline.push(await trip())
+    await Bun.sleep(silenceMs)
+    baseline.push(await baselineTrip())
+  }
+  return { ringline: median(ringline), baseline: median(baseline) }
+}
+
 /** A payload whose byte i is i & 0xff. */
 /** The middle value (upper middle for an even count); sorts `xs` in place. */
 export function median(xs: number[]): number {

@@ -5,7 +5,7 @@
 import { expect, test } from "bun:test"
 import dgram from "node:dgram"
 import { Config, RinglineBuilder, type Server } from "../src/index"
-import { Client, fixture, pattern, splitClientAndServerCpus, testConfig } from "./helpers"
+import { baselineServer, Client, fixture, pattern, splitClientAndServerCpus, testConfig } from "./helpers"
 
 const TOTAL = 8 * 1024 * 1024
 const CHUNK = 64 * 1024
@@ -36,17 +36,6 @@ async function chunkedEcho(addr: string, payload: Uint8Array): Promise<[number, 
   const ms = performance.now() - t
   c.end()
   return [ms, Buffer.concat(parts)]
-}
-
-/** The baseline: a plain Bun echo server in its own Worker thread (as the seed's std::net thread). */
-async function baselineServer(kind: "tcp" | "udp"): Promise<{ addr: string; stop: () => void }> {
-  const worker = new Worker(new URL("./fixtures/baseline_worker.ts", import.meta.url).href)
-  const port = await new Promise<number>((resolve, reject) => {
-    worker.onmessage = (e: MessageEvent<{ port: number }>) => resolve(e.data.port)
-    worker.onerror = (e) => reject(new Error(e.message))
-    worker.postMessage({ kind })
-  })
-  return { addr: `127.0.0.1:${port}`, stop: () => worker.terminate() }
 }
 
 /**
