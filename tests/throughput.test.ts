@@ -48,7 +48,12 @@ async function bestOfAlternating(rounds: number, run: (side: 0 | 1) => Promise<n
   const unpin = splitClientAndServerCpus()
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const side of [0, 1] as const) best[side] = Math.min(best[side], await run(side))
+      for (const side of [0, 1] as const) {
+        const ms = await run(side).catch((e: Error) => {
+          throw new Error(`${side === 0 ? "ringline" : "the Bun baseline"}, round ${r + 1}: ${e.message}`)
+        })
+        best[side] = Math.min(best[side], ms)
+      }
     }
   } finally {
     unpin()
