@@ -63,12 +63,12 @@ export async function afterSilences(silenceMs: number, count: number, trip: () =
   return { ringline: median(ringline), baseline: median(baseline) }
 }
 
-/** A payload whose byte i is i & 0xff. */
 /** The middle value (upper middle for an even count); sorts `xs` in place. */
 export function median(xs: number[]): number {
   return xs.sort((a, b) => a - b)[xs.length >> 1]!
 }
 
+/** A payload whose byte i is (i + offset) & 0xff. */
 export function pattern(n: number, offset = 0): Uint8Array {
   const b = new Uint8Array(n)
   for (let i = 0; i < n; i++) b[i] = (i + offset) & 0xff
