@@ -192,6 +192,13 @@ static int own_notify_fd(ringline_ring *r) {
   return fd;
 }
 
+/* What every doorbell test starts from: a ring, a socket pair sv, and the ring's notify socket
+ * (returned; -1 on failure). */
+static int doorbell_setup(int sv[2], ringline_ring **r) {
+  *r = ring_with_pair(sv);
+  return *r == NULL ? -1 : own_notify_fd(*r);
+}
+
 /* Whether fd polls readable within ms milliseconds. */
 static int readable_within(int fd, int ms) {
   struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
@@ -1587,11 +1594,10 @@ static int test_closed_fd_ebadf(void) {
 
 static int test_doorbell_rings(void) {
   int sv[2], tv[2];
-  ringline_ring *r = ring_with_pair(sv);
-  CHECK(r != NULL);
-  CHECK(own_pair(tv) == 0);
-  const int efd = own_notify_fd(r);
+  ringline_ring *r;
+  const int efd = doorbell_setup(sv, &r);
   CHECK(efd >= 0);
+  CHECK(own_pair(tv) == 0);
   CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
   CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
   CHECK(!readable_within(efd, 0)); /* the edge of sv[0] joining the set (writable) was dropped by arming */
@@ -1615,9 +1621,8 @@ static int test_doorbell_rings(void) {
 
 static int test_doorbell_drops_stale_edges(void) {
   int sv[2];
-  ringline_ring *r = ring_with_pair(sv);
-  CHECK(r != NULL);
-  const int efd = own_notify_fd(r);
+  ringline_ring *r;
+  const int efd = doorbell_setup(sv, &r);
   CHECK(efd >= 0);
   CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
   /* Round 0 on a doorbell never armed, round 1 on one that has rung: data that arrives
@@ -1663,9 +1668,8 @@ static int test_doorbell_watch_errors(void) {
 
 static int test_doorbell_unwatch(void) {
   int sv[2];
-  ringline_ring *r = ring_with_pair(sv);
-  CHECK(r != NULL);
-  const int efd = own_notify_fd(r);
+  ringline_ring *r;
+  const int efd = doorbell_setup(sv, &r);
   CHECK(efd >= 0);
   const int32_t bad = -1;
   CHECK_EQ(ringline_ring_unwatch(NULL, &sv[0], 1), -EINVAL);
