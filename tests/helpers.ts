@@ -1,5 +1,6 @@
 // Shared test helpers: the seed's test config, launching fixtures, and
 // node:net clients that fail (not hang) when something is wrong.
+import { expect } from "bun:test"
 import net from "node:net"
 import { availableParallelism } from "node:os"
 import { readdirSync } from "node:fs"
@@ -43,24 +44,45 @@ export async function baselineServer(kind: "tcp" | "udp"): Promise<{ addr: strin
   return { addr: `127.0.0.1:${port}`, stop: () => worker.terminate() }
 }
 
+/** Runs `fn` with a baseline echo server of `kind` up (fn gets its address), and stops it however fn ends. */
+export async function withBaseline<T>(kind: "tcp" | "udp", fn: (addr: string) => Promise<T>): Promise<T> {
+  const base = await baselineServer(kind)
+  try {
+    return await fn(base.addr)
+  } finally {
+    base.stop()
+  }
+}
+
 /**
  * How soon ringline answers after `silenceMs` of silence, and how soon the baseline
- * server does after the same silence, alternated `count` times: the median of each.
- * A VM's idle vCPUs can add milliseconds to any wake-up after a silence, a plain Bun
- * server's too (2 ms after 200 ms on a busy host), so the tests bound ringline by the
- * baseline plus a few ms; the late wake-ups they guard against (a parked worker hearing
- * of a socket only through a DEFER_TASKRUN ring's eventfd, ~16 ms) are ringline's alone.
+ * server does after the same silence, alternated `count` times (each pair after
+ * `before`, a busy spell say): the median of each. A VM's idle vCPUs can add
+ * milliseconds to any wake-up after a silence, a plain Bun server's too (tens of
+ * ms after 200 ms on a busy host: bench/lull.ts), so the tests bound ringline by the
+ * baseline plus WAKE_SLACK_MS (expectNearBaseline); the late wake-ups they guard against
+ * (a parked worker hearing of a socket only through a DEFER_TASKRUN ring's eventfd,
+ * ~16 ms, or not at all) are ringline's alone.
  */
-export async function afterSilences(silenceMs: number, count: number, trip: () => Promise<number>, baselineTrip: () => Promise<number>): Promise<{ ringline: number; baseline: number }> {
+export async function afterSilences(silenceMs: number, count: number, trip: () => Promise<number>, baselineTrip: () => Promise<number>, before?: () => Promise<void>): Promise<{ ringline: number; baseline: number }> {
   const ringline: number[] = []
   const baseline: number[] = []
   for (let i = 0; i < count; i++) {
+    await before?.()
     await Bun.sleep(silenceMs)
     ringline.push(await trip())
     await Bun.sleep(silenceMs)
     baseline.push(await baselineTrip())
   }
   return { ringline: median(ringline), baseline: median(baseline) }
+}
+
+/** How much later than the baseline ringline may answer after a silence (median, ms). */
+const WAKE_SLACK_MS = 5
+
+/** afterSilences' medians: ringline answered within WAKE_SLACK_MS of the baseline. */
+export function expectNearBaseline(m: { ringline: number; baseline: number }): void {
+  expect(m.ringline).toBeLessThan(m.baseline + WAKE_SLACK_MS)
 }
 
 /** The middle value (upper middle for an even count); sorts `xs` in place. */

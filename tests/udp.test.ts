@@ -1,6 +1,6 @@
 // UDP through ringline on whichever backend RINGLINE_BACKEND selects.
 import { afterEach, describe, expect, test } from "bun:test"
-import { afterSilences, backendUnderTest, baselineServer, median, testConfig } from "./helpers"
+import { afterSilences, backendUnderTest, expectNearBaseline, testConfig, withBaseline } from "./helpers"
 import { Config, RinglineBuilder, sleep, UdpSendError, type AsyncEventHandler, type DatagramFn, type PeerAddress, type Server, type UdpCtx } from "../src/index"
 import { UdpClient } from "./udp_client"
 
@@ -97,36 +97,19 @@ describe("udp", () => {
   test("a datagram after a 200 ms silence is answered within 5 ms of a plain Bun server after the same silence", async () => {
     // A parked io_uring worker is woken by its doorbell, which watches the UDP socket (see tcp.test.ts).
     const server = await launchUdp("udp_echo")
-    const base = await baselineServer("udp")
     const c = await client()
-    try {
-      const { ringline, baseline } = await afterSilences(200, 10, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, base.addr))
-      expect(ringline).toBeLessThan(baseline + 5)
-    } finally {
-      base.stop()
-    }
+    await withBaseline("udp", async (addr) => expectNearBaseline(await afterSilences(200, 10, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, addr))))
   })
 
   test("a datagram after a busy spell and a silence is answered within 5 ms of a plain Bun server after the same silence", async () => {
     // A busy io_uring worker takes its sockets out of its doorbell and puts them back as it parks (see tcp.test.ts).
     const server = await launchUdp("udp_echo")
-    const base = await baselineServer("udp")
     const c = await client()
-    const trips: number[] = []
-    const baseline: number[] = []
-    try {
-      for (let i = 0; i < 3; i++) {
-        const until = performance.now() + 300
-        while (performance.now() < until) expect(text(await c.request(server.udpAddr!, "busy"))).toBe("busy")
-        await Bun.sleep(30)
-        trips.push(await timedRequest(c, server.udpAddr!))
-        await Bun.sleep(30)
-        baseline.push(await timedRequest(c, base.addr))
-      }
-    } finally {
-      base.stop()
+    const spell = async () => {
+      const until = performance.now() + 300
+      while (performance.now() < until) expect(text(await c.request(server.udpAddr!, "busy"))).toBe("busy")
     }
-    expect(median(trips)).toBeLessThan(median(baseline) + 5)
+    await withBaseline("udp", async (addr) => expectNearBaseline(await afterSilences(30, 3, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, addr), spell)))
   })
 
   test("a datagram over the receive limit is dropped and counted, and the socket goes on", async () => {
