@@ -11,6 +11,7 @@
 // default action.
 //
 //   bun bench/servers/ring_floor.ts      prints "ready <tcp> -"
+//   PAIR_ENV_B='{"RING_FLOOR_TICK":"both"}' bun bench/pair.ts "ring layer alone" "ring layer alone" "connect storm, seq"
 import { formatAddr, parseAddr } from "../../src/uring/driver"
 import { BufferRing, Ring } from "../../src/uring/ring"
 import { CLOSE_QUIET, CQE, CQE_F_MORE, Opcode, SockFlag, WAIT_UNBOUNDED } from "../../src/native/layout"
@@ -23,7 +24,7 @@ const BGID = 0
 
 // Sized as the ringline server's defaults are, so both have the same buffers.
 const cfg = Config.default()
-const ring = new Ring({ sqEntries: cfg.sqEntries, slabBytes: cfg.recvBuffer.ringSize * cfg.recvBuffer.bufferSize, msgSlots: 0, timerSlots: 0 })
+const ring = new Ring({ sqEntries: cfg.sqEntries, slabBytes: cfg.recvBuffer.ringSize * cfg.recvBuffer.bufferSize, msgSlots: 0, timerSlots: 1 })
 const buffers = new BufferRing(ring, BGID, cfg.recvBuffer.ringSize, cfg.recvBuffer.bufferSize, 0)
 const sym = ring.sym
 
@@ -90,26 +91,51 @@ function close(fd: number): void {
   ring.push(Opcode.CLOSE, 0, fd, 0, fd, CLOSE_QUIET)
 }
 
+/**
+ * RING_FLOOR_TICK prices ringline's loop rhythm by adding a part of it: "timer" (a
+ * 1 ms TIMEOUT op kept in flight, re-armed as it fires), "turn" (a setImmediate turn
+ * of Bun's event loop once a millisecond has passed, by the clock, no timer), "both"
+ * (the timer, and a turn at each of its ticks, as ringline's loop does); unset: neither.
+ */
+const rhythm = process.env.RING_FLOOR_TICK ?? ""
+if (!["", "timer", "turn", "both"].includes(rhythm)) throw new Error(`RING_FLOOR_TICK: "${rhythm}" is none of timer, turn, both`)
+const armTick = () => ring.pushReserved(Opcode.TIMEOUT, Kind.TICK, 0, 0, -1, 0, 1)
+let nextTurn = 0
+
 ring.push(Opcode.ACCEPT_MULTI, ACCEPT, 0, 0, listener)
+if (rhythm === "timer" || rhythm === "both") armTick()
 const cq = ring.cqes
-for (;;) {
-  buffers.flush()
-  const n = ring.reap(1, WAIT_UNBOUNDED)
-  for (let i = 0; i < n; i++) {
-    const o = i * CQE.words
-    const res = cq[o + CQE.res]!
-    const flags = cq[o + CQE.flags]!
-    switch (cq[o + CQE.kind]) {
-      case ACCEPT:
-        if (res >= 0) ring.push(Opcode.RECV_MULTI, RECV, res, 0, res, BGID)
-        if (!(flags & CQE_F_MORE)) ring.push(Opcode.ACCEPT_MULTI, ACCEPT, 0, 0, listener)
-        break
-      case RECV:
-        onRecv(cq[o + CQE.slot]!, res, flags, cq[o + CQE.bid]!)
-        break
-      case SEND:
-        onSend(cq[o + CQE.slot]!, cq[o + CQE.gen]!, res)
-        break
+function loop(): void {
+  for (;;) {
+    buffers.flush()
+    const n = ring.reap(1, WAIT_UNBOUNDED)
+    let ticked = false
+    for (let i = 0; i < n; i++) {
+      const o = i * CQE.words
+      const res = cq[o + CQE.res]!
+      const flags = cq[o + CQE.flags]!
+      switch (cq[o + CQE.kind]) {
+        case ACCEPT:
+          if (res >= 0) ring.push(Opcode.RECV_MULTI, RECV, res, 0, res, BGID)
+          if (!(flags & CQE_F_MORE)) ring.push(Opcode.ACCEPT_MULTI, ACCEPT, 0, 0, listener)
+          break
+        case RECV:
+          onRecv(cq[o + CQE.slot]!, res, flags, cq[o + CQE.bid]!)
+          break
+        case SEND:
+          onSend(cq[o + CQE.slot]!, cq[o + CQE.gen]!, res)
+          break
+        case Kind.TICK:
+          ticked = true
+      }
+    }
+    if (ticked) armTick()
+    const turn = rhythm === "both" ? ticked : rhythm === "turn" && performance.now() >= nextTurn
+    if (turn) {
+      nextTurn = performance.now() + 1
+      setImmediate(loop)
+      return
     }
   }
 }
+loop()
