@@ -43,6 +43,7 @@ struct ringline_ring {
   int bell_inflight; /* its POLL_ADD and the SEND linked to it, until both complete */
   int bell_pair[2];  /* [0] the bell writes, [1] the caller reads (ringline_ring_notify_fd hands out copies) */
   uint8_t bell_byte;
+  int fence_fd; /* an eventfd that stays readable: ends the arming's wait-queue fence at once (doorbell.c) */
   uint32_t setup_flags; /* RINGLINE_SETUP_* granted */
   uint32_t max_ops;
   uint32_t max_completions;

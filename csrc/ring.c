@@ -95,6 +95,7 @@ ringline_ring *ringline_ring_create(ringline_ring_params *params, int32_t *err) 
   ring->cq_fd = -1;
   ring->watch_fd = -1;
   ring->bell_pair[0] = ring->bell_pair[1] = -1;
+  ring->fence_fd = -1;
   uint32_t cq = params->cq_entries ? params->cq_entries : 4 * params->sq_entries;
   ring->max_ops = params->max_ops ? params->max_ops : params->sq_entries;
   ring->max_completions = params->max_completions ? params->max_completions : cq;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -64,7 +65,7 @@ __attribute__((format(printf, 3, 4))) static void note_failure(const char *file,
 
 /* ── resources released after every test ──────────────────────────────── */
 
-#define MAX_OWNED 64
+#define MAX_OWNED 192
 static ringline_ring *owned_rings[MAX_OWNED];
 static int owned_fds[MAX_OWNED];
 static char owned_path[128]; /* a unix socket file to unlink */
@@ -1641,6 +1642,36 @@ static int test_doorbell_drops_stale_edges(void) {
   return 0;
 }
 
+/* More dropped edges than arming takes in one batch, a third of them from sockets whose peer
+ * hung up (those report to the fence unasked): arming still returns at once (the fence never
+ * sleeps), drops them all, and the next byte rings. */
+static int test_doorbell_fences_many_dropped_edges(void) {
+  enum { PAIRS = 70 };
+  int sv[2];
+  ringline_ring *r;
+  const int efd = doorbell_setup(sv, &r);
+  CHECK(efd >= 0);
+  for (int i = 0; i < PAIRS; i++) {
+    int p[2];
+    CHECK(own_pair(p) == 0);
+    CHECK_EQ(ringline_ring_watch(r, &p[0], 1), 0);
+    if (i % 3 == 0)
+      drop_fd(p[1]);
+    else
+      CHECK_EQ(write(p[1], "x", 1), 1);
+  }
+  CHECK_EQ(ringline_ring_watch(r, &sv[0], 1), 0);
+  struct rusage before, after;
+  CHECK_EQ(getrusage(RUSAGE_THREAD, &before), 0);
+  CHECK_EQ(ringline_ring_notify_toggle(r, RINGLINE_NOTIFY_DOORBELL), 0);
+  CHECK_EQ(getrusage(RUSAGE_THREAD, &after), 0);
+  CHECK_EQ(after.ru_nvcsw - before.ru_nvcsw, 0); /* a fence that slept is a voluntary switch */
+  CHECK(!readable_within(efd, 50));
+  CHECK_EQ(write(sv[1], "y", 1), 1);
+  CHECK(readable_within(efd, 1000));
+  return 0;
+}
+
 static int test_doorbell_watch_errors(void) {
   int sv[2], tv[2];
   ringline_ring *r = ring_with_pair(sv);
@@ -1722,6 +1753,7 @@ static const struct {
     {"closed fd: socket helpers and ops report -EBADF", test_closed_fd_ebadf},
     {"doorbell: a watched socket's data rings notify_fd, an unwatched one's does not; re-armed, it rings again", test_doorbell_rings},
     {"doorbell: edges from before arming are dropped, the next one rings", test_doorbell_drops_stale_edges},
+    {"doorbell: arming fences more dropped edges than a batch, hung-up sockets among them, without sleeping; the next byte rings", test_doorbell_fences_many_dropped_edges},
     {"doorbell: watch refuses NULL/-1 (-EINVAL/-EBADF), accepts a repeat, watches past a bad fd", test_doorbell_watch_errors},
     {"doorbell: unwatch refuses NULL/-1, accepts an fd not in the set; an unwatched socket stays silent until watched again", test_doorbell_unwatch},
 };
