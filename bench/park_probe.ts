@@ -1,10 +1,11 @@
-// Hunts missed wake-ups of a parked io_uring worker (CHANGELOG "Known issue"):
+// Hunts missed wake-ups of a parked io_uring worker (CHANGELOG: the doorbell's fence):
 // fresh servers, each put through busy spells (one connection answered back to
 // back for 120–200 ms, long enough to take its sockets out of the doorbell) and
 // then requests at random 0–3 ms gaps, across the 1 ms sparse threshold, on
 // three kept connections and on fresh ones, so that requests keep arriving as the
-// worker parks and rearms its doorbell. A request with no echo within 2 s ends it
-// with the server's counters; otherwise it prints what it ran.
+// worker parks and rearms its doorbell. A request with no echo within 2 s, or a
+// server whose watchdog found a missed wake-up (missedWakeups: answered up to a
+// second late), ends it with the server's counters; otherwise it prints what it ran.
 //
 //   RINGLINE_BACKEND=io_uring bun bench/park_probe.ts [seconds = 60]
 import net from "node:net"
@@ -56,6 +57,7 @@ while (performance.now() < until) {
         fresh.destroy()
       }
     }
+    if (server.metrics().missedWakeups > 0) throw new Error("the watchdog found a missed wake-up")
   } catch (e) {
     console.log(`server ${servers + 1}, after ${trips} round trips: ${(e as Error).message}; counters ${JSON.stringify(server.metrics())}`)
     process.exit(1)
@@ -64,5 +66,5 @@ while (performance.now() < until) {
   await server.stop()
   servers++
 }
-console.log(`park_probe: ${servers} servers, ${trips} round trips, every one answered within ${ECHO_LIMIT_MS} ms`)
+console.log(`park_probe: ${servers} servers, ${trips} round trips, every one answered within ${ECHO_LIMIT_MS} ms, no missed wake-up`)
 process.exit(0)

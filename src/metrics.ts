@@ -20,6 +20,7 @@ export const COUNTERS = [
   "udpSendErrors",
   "timerExhausted",
   "cqOverflow",
+  "missedWakeups",
   "idleClosed",
   "handlerErrors",
 ] as const

@@ -76,6 +76,7 @@ test("tcp_throughput_round_trip_vs_std_net", async () => {
       expect(got.equals(expected)).toBe(true)
       return ms
     })
+    expect(server.metrics().missedWakeups).toBe(0) // each round began on a worker asleep after the last: its doorbell woke it
   } finally {
     baseline.stop()
     await stop(server)
@@ -141,6 +142,7 @@ test("udp_throughput_request_reply_vs_std_net", async () => {
   let rlMs: number, baseMs: number
   try {
     ;[rlMs, baseMs] = await bestOfAlternating(ROUNDS, (side) => udpRequestReply(side === 0 ? server.udpAddr! : baseline.addr, count, size))
+    expect(server.metrics().missedWakeups).toBe(0) // each round began on a worker asleep after the last: its doorbell woke it
   } finally {
     baseline.stop()
     await stop(server)

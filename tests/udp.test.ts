@@ -98,7 +98,7 @@ describe("udp", () => {
     // A parked io_uring worker is woken by its doorbell, which watches the UDP socket (see tcp.test.ts).
     const server = await launchUdp("udp_echo")
     const c = await client()
-    await withBaseline("udp", async (addr) => expectNearBaseline(await afterSilences(200, 10, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, addr))))
+    await withBaseline("udp", async (addr) => expectNearBaseline(await afterSilences(200, 10, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, addr)), server))
   })
 
   test("a datagram after a busy spell and a silence is answered within 5 ms of a plain Bun server after the same silence", async () => {
@@ -109,7 +109,7 @@ describe("udp", () => {
       const until = performance.now() + 300
       while (performance.now() < until) expect(text(await c.request(server.udpAddr!, "busy"))).toBe("busy")
     }
-    await withBaseline("udp", async (addr) => expectNearBaseline(await afterSilences(30, 3, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, addr), spell)))
+    await withBaseline("udp", async (addr) => expectNearBaseline(await afterSilences(30, 3, () => timedRequest(c, server.udpAddr!), () => timedRequest(c, addr), spell), server))
   })
 
   test("a datagram over the receive limit is dropped and counted, and the socket goes on", async () => {
