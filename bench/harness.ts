@@ -19,8 +19,8 @@ export const ALL_SERVERS: ServerSpec[] = [
   // The same server with every wait bounded by a 200 µs kernel timeout: what a timer per wait costs.
   { name: "C io_uring, timed waits", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--wait-timeout-us", "200"] },
   { name: "C epoll", cmd: [bin("echo_epoll"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
-  { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "io_uring" } },
-  { name: "ringline portable", cmd: [bun, `${root}bench/servers/ringline_echo.ts`, "1"], env: { RINGLINE_BACKEND: "portable" } },
+  { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "io_uring" } },
+  { name: "ringline portable", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "portable" } },
   { name: "Bun.listen", cmd: [bun, `${root}bench/servers/bun_echo.ts`] },
   { name: "node:net", cmd: ["node", `${root}bench/servers/node_echo.mjs`] },
 ]

@@ -1,5 +1,5 @@
 // Config: every field of the original that applies, camelCased, same defaults,
-// plus ours (shutdownTimeoutMs, idleTimeoutMs, quiet, backend). validateConfig
+// plus ours (shutdownTimeoutMs, idleTimeoutMs, wakeupWatchdogMs, quiet, backend). validateConfig
 // runs at launch and names the field, the value and the rule it broke.
 import { ConfigError } from "./errors"
 
@@ -56,6 +56,14 @@ export class Config {
   shutdownTimeoutMs = 5000
   /** Close connections with no traffic for this long; 0 = off. */
   idleTimeoutMs = 0
+  /**
+   * io_uring: a sleeping worker looks at its ring this often without being woken,
+   * the longest a wake-up its doorbell missed can wait (counted: missedWakeups).
+   * Each look is a turn of the worker's event loop: an idle 2-worker server here
+   * spent 2.2–3.0 ms of CPU a second with it at 1,000, 2.1–3.3 at 10,000
+   * (`bun bench/idle.ts`), i.e. within the noise.
+   */
+  wakeupWatchdogMs = 1000
   /** Silence the one-line backend notice on stderr. */
   quiet = false
   backend: BackendChoice = "auto"
@@ -120,6 +128,7 @@ export function validateConfig(cfg: Config): void {
   int("worker.coreOffset", cfg.worker.coreOffset, 0, 1023)
   int("shutdownTimeoutMs", cfg.shutdownTimeoutMs, 0, MAX_U32)
   int("idleTimeoutMs", cfg.idleTimeoutMs, 0, MAX_U32)
+  int("wakeupWatchdogMs", cfg.wakeupWatchdogMs, 10, 2 ** 31 - 1) // setInterval's longest delay
   bool("quiet", cfg.quiet)
   if (!["auto", "io_uring", "portable"].includes(cfg.backend as string)) {
     throw new ConfigError("backend", cfg.backend, `must be "auto", "io_uring" or "portable"`)

@@ -250,16 +250,16 @@ describe("tcp echo", () => {
   // io_uring only by nature: the doorbell and the watchdog behind it are how a parked
   // io_uring worker learns of work (a portable worker waits in Bun's event loop). The
   // test deafens the doorbell (every fd out of its set) to stand in for a wake-up lost in
-  // the kernel: the once-a-second look must still answer, and count it.
-  test.skipIf(backendUnderTest !== "io_uring")("[io_uring only: the doorbell] a sleeping worker whose doorbell misses a wake-up answers within its once-a-second look, and counts the miss", async () => {
-    const s = await launch(Echo) // inline: its driver is on this thread
+  // the kernel: the watchdog's look (every wakeupWatchdogMs) must still answer, and count it.
+  test.skipIf(backendUnderTest !== "io_uring")("[io_uring only: the doorbell] a sleeping worker whose doorbell misses a wake-up answers at its watchdog's next look, and counts the miss", async () => {
+    const s = await launch(Echo, (c) => (c.wakeupWatchdogMs = 200)) // inline: its driver is on this thread
     servers.push(s)
     const c = await Client.connect(s.tcpAddr!)
     await roundTrip(c)
     await Bun.sleep(50) // parked (after 4 quiet ms), the connection in the doorbell's set
     const driver = (threadRuntime() as unknown as WorkerHost).driver as UringDriver
     driver.ring.unwatch(Int32Array.from({ length: 4096 }, (_, fd) => fd))
-    expect(await roundTrip(c)).toBeLessThan(2_000)
+    expect(await roundTrip(c)).toBeLessThan(1_000)
     expect(s.metrics().missedWakeups).toBe(1)
     c.end()
   })
@@ -574,6 +574,7 @@ describe("launch", () => {
     ["recvHighWater", (c) => (c.recvHighWater = 0)],
     ["sendHighWater", (c) => (c.sendHighWater = 0)],
     ["shutdownTimeoutMs", (c) => (c.shutdownTimeoutMs = 1.5)],
+    ["wakeupWatchdogMs", (c) => (c.wakeupWatchdogMs = 0)],
     ["tcpNodelay", (c) => ((c as unknown as { tcpNodelay: string }).tcpNodelay = "yes")],
     ["backend", (c) => ((c as unknown as { backend: string }).backend = "nope")],
   ]

@@ -102,13 +102,6 @@ const SPARSE_PASSES = 16
 const BUSY_SPELL_TICKS = 100
 const SOCKETS_PER_SPELL_TICK = 4
 
-/**
- * How often a parked worker looks at its ring without being rung (~30 µs a time,
- * under 0.01 % of a core). The doorbell should leave that look nothing to find;
- * if it ever finds completions, a wake-up was missed (counted: missedWakeups) and
- * the worker answers at most this late instead of never.
- */
-const WATCHDOG_MS = 1000
 
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -318,7 +311,7 @@ export class UringDriver implements Driver, ConnBackend {
     const doorbell = Bun.connect(options as unknown as Bun.UnixSocketOptions)
     doorbell.catch((e: Error) => this.loopEnded.reject(e))
     this.doorbell = doorbell
-    this.watchdog = setInterval(this.lookWhileAsleep, WATCHDOG_MS)
+    this.watchdog = setInterval(this.lookWhileAsleep, this.cfg.wakeupWatchdogMs)
     this.watchdog.unref() // it never keeps a worker's event loop alive on its own
     this.armTick()
     setImmediate(this.run)
@@ -333,7 +326,12 @@ export class UringDriver implements Driver, ConnBackend {
     this.unpark()
   }
 
-  /** The watchdog: a sleeping worker whose ring has completions the doorbell did not announce runs them. */
+  /**
+   * The watchdog (every Config.wakeupWatchdogMs): a sleeping worker whose ring has
+   * completions its doorbell did not announce runs them, and counts a missed wake-up.
+   * Nothing should ever be found (the doorbell fences what it drops: csrc/doorbell.c);
+   * this bounds what a miss costs if something does.
+   */
   private readonly lookWhileAsleep = (): void => {
     if (!this.sleeping) return
     let n: number
