@@ -49,6 +49,6 @@ bash scripts/install_test.sh 2>&1 | tee "$log/install.txt"
 add_summary "$log/install.txt" "the install test"
 
 rm -rf "$log"
-echo "$skipped skipped (tests that need a ring, in the run where the kernel refuses io_uring; each names its reason in the log above)"
+echo "$skipped skipped (io_uring-only tests, in the portable run and where the kernel refuses io_uring; each names its reason in the log above)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
