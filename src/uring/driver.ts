@@ -102,7 +102,6 @@ const SPARSE_PASSES = 16
 const BUSY_SPELL_TICKS = 100
 const SOCKETS_PER_SPELL_TICK = 4
 
-
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Parses "host:port" / "[v6]:port" / "unix:/path" into sockaddr bytes (throws EINVAL with the text). */
