@@ -87,23 +87,30 @@ const threadSampler = setInterval(() => {
 }, THREAD_SAMPLE_MS)
 threadSampler.unref()
 
-/** Reads the run time of `pid`'s live threads into threadRunTimes; returns the total over all threads seen. */
-function sampleThreads(pid: number): number {
-  let seen = threadRunTimes.get(pid)
-  if (seen === undefined) threadRunTimes.set(pid, (seen = new Map()))
+/** The run time (ns, from schedstat) of each of `pid`'s live threads, by thread id; empty once the process is gone. */
+export function liveThreadTimes(pid: number): Map<string, number> {
+  const times = new Map<string, number>()
   let tids: string[] = []
   try {
     tids = readdirSync(`/proc/${pid}/task`)
   } catch {
-    // the process is gone: what was seen of it stands
+    // the process is gone
   }
   for (const tid of tids) {
     try {
-      seen.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]))
+      times.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]))
     } catch {
-      // a thread that exited between the listing and the read: its last sighting stands
+      // a thread that exited between the listing and the read
     }
   }
+  return times
+}
+
+/** Reads the run time of `pid`'s live threads into threadRunTimes; returns the total over all threads seen (exited ones at their last sighting). */
+function sampleThreads(pid: number): number {
+  let seen = threadRunTimes.get(pid)
+  if (seen === undefined) threadRunTimes.set(pid, (seen = new Map()))
+  for (const [tid, ns] of liveThreadTimes(pid)) seen.set(tid, ns)
   let ns = 0
   for (const v of seen.values()) ns += v
   return ns

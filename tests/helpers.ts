@@ -83,8 +83,8 @@ const WAKE_SLACK_MS = 5
 
 /**
  * afterSilences' medians: ringline answered within WAKE_SLACK_MS of the baseline, and
- * every wake-up came from the doorbell (an io_uring worker's once-a-second look, which
- * recovers a missed one, found none: the median alone would hide one late answer).
+ * every wake-up came from the doorbell (an io_uring worker's watchdog, which recovers
+ * a missed one, found none: the median alone would hide one late answer).
  */
 export function expectNearBaseline(m: { ringline: number; baseline: number }, server: Server): void {
   expect(m.ringline).toBeLessThan(m.baseline + WAKE_SLACK_MS)

@@ -251,7 +251,7 @@ describe("tcp echo", () => {
   // io_uring worker learns of work (a portable worker waits in Bun's event loop). The
   // test deafens the doorbell (every fd out of its set) to stand in for a wake-up lost in
   // the kernel: the watchdog's look (every wakeupWatchdogMs) must still answer, and count it.
-  test.skipIf(backendUnderTest !== "io_uring")("[io_uring only: the doorbell] a sleeping worker whose doorbell misses a wake-up answers at its watchdog's next look, and counts the miss", async () => {
+  test.skipIf(backendUnderTest !== "io_uring")("a sleeping worker whose doorbell misses a wake-up answers at its watchdog's next look, and counts the miss [io_uring only, skipped on the portable backend: it has no doorbell or watchdog]", async () => {
     const s = await launch(Echo, (c) => (c.wakeupWatchdogMs = 200)) // inline: its driver is on this thread
     servers.push(s)
     const c = await Client.connect(s.tcpAddr!)

@@ -326,24 +326,15 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /**
-   * The watchdog (every Config.wakeupWatchdogMs): a sleeping worker whose ring has
-   * completions its doorbell did not announce runs them, and counts a missed wake-up.
-   * Nothing should ever be found (the doorbell fences what it drops: csrc/doorbell.c);
-   * this bounds what a miss costs if something does.
+   * The watchdog (every Config.wakeupWatchdogMs) looks at a sleeping worker's ring as
+   * the doorbell would have it: completions found there were a missed wake-up. Nothing
+   * should ever be (the doorbell fences what it drops: csrc/doorbell.c); this bounds
+   * what a miss costs if something is.
    */
   private readonly lookWhileAsleep = (): void => {
     if (!this.sleeping) return
-    let n: number
-    try {
-      n = this.ring.reap(0, 0)
-    } catch (e) {
-      return this.loopEnded.reject(e as Error)
-    }
-    if (n === 0) return // asleep as it should be, the doorbell still armed
-    this.counters[C.missedWakeups]!++
-    this.sparsePasses = this.passesAfterSleep()
-    this.wakeWith(n)
-    this.run()
+    this.sleeping = false
+    this.wakeAndRun(true)
   }
 
   /** Wakes the loop if it is parked (an op was queued from outside a completion). */
@@ -433,22 +424,21 @@ export class UringDriver implements Driver, ConnBackend {
   }
 
   /** A notification or a kick while asleep: runs what came, or sleeps again if nothing did (a kick that completed nothing). */
-  private readonly unpark = (): void => {
+  private readonly unpark = (): void => this.wakeAndRun(false)
+
+  /** unpark's work; `byWatchdog`: what the look finds is counted as a missed wake-up. */
+  private wakeAndRun(byWatchdog: boolean): void {
     try {
-      this.sparsePasses = this.passesAfterSleep()
+      this.sparsePasses = performance.now() - this.sleptAt >= SPARSE_AFTER_SLEEP_MS ? SPARSE_PASSES : 0
       this.stage()
       const n = this.ring.reap(0, 0)
+      if (n > 0 && byWatchdog) this.counters[C.missedWakeups]!++
       if (n > 0 || this.stopped) this.wakeWith(n)
       else if (!this.sleepUnlessReady()) return
     } catch (e) {
       return this.loopEnded.reject(e as Error)
     }
     this.run()
-  }
-
-  /** Sparse passes for a worker waking now: SPARSE_PASSES after a long enough sleep, else 0 (it ticks). */
-  private passesAfterSleep(): number {
-    return performance.now() - this.sleptAt >= SPARSE_AFTER_SLEEP_MS ? SPARSE_PASSES : 0
   }
 
   /**
