@@ -41,11 +41,13 @@ export interface ConnBackend {
   /** Lends receive buffers (io_uring's provided buffers); null when data must be copied at once. */
   readonly lender: BufferLender | null
   /**
-   * Hands `bytes` to the kernel at once, for a connection with nothing queued, and
-   * returns how many it took (the rest is queued as usual); null where sends only
-   * go through the queue (io_uring: the ring sends, from lent buffers or the pool).
+   * Takes `bytes` for a connection with nothing queued, past the queue: written to
+   * the kernel at once, or held to be written shortly without a copy (with pool room
+   * set aside for what the kernel may not take). Returns how many it took; the rest
+   * is queued as usual. null where sends only go through the queue (io_uring: the
+   * ring sends, from lent buffers or the pool).
    */
-  readonly writeNow: ((conn: ConnCtx, bytes: Uint8Array) => number) | null
+  readonly sendDirect: ((conn: ConnCtx, bytes: Uint8Array) => number) | null
   /** The queue has bytes and nothing is in flight: start sending. */
   transmit(conn: ConnCtx): void
   /** Close once the send queue has drained (or at once if `abort`). */
@@ -58,9 +60,6 @@ export interface ConnBackend {
   /** "host:port" of the local or remote end. */
   address(conn: ConnCtx, peer: boolean): string
 }
-
-/** Sends at least this long may go straight to the kernel (ConnBackend.writeNow); shorter ones coalesce in the queue. */
-const DIRECT_WRITE_MIN = 16 * 1024
 
 export class ConnCtx {
   /** Unique per worker. */
@@ -367,8 +366,8 @@ export class ConnCtx {
   /**
    * Queues `bytes`: copied into the send pool, or, when they are a view of
    * received data that withData lent (io_uring), sent from the receive buffer
-   * itself (up to sendHighWater bytes of them per connection), or, large ones
-   * on an empty queue (portable), written at once (see queue). Throws SendError
+   * itself (up to sendHighWater bytes of them per connection), or, on an empty
+   * queue (portable), written without a copy where the backend can (see queue). Throws SendError
    * (code ENOBUFS) when the pool cannot take all of them — nothing is queued
    * then. It does not refuse bytes beyond sendCapacity that the pool can take.
    */
@@ -382,15 +381,15 @@ export class ConnCtx {
 
   /**
    * Queues all of `bytes` and starts sending, or nothing (false: the pool lacks room).
-   * Where the backend can write at once (portable), a large send on an empty queue goes
-   * straight to the kernel and only what it refused is copied into the pool: a stream's
-   * chunks then leave in one syscall each, as with a plain socket, not one per pool slot.
+   * Where the backend can take sends past the queue (portable), a send on an empty
+   * queue is offered to it first, and only what it does not take is copied into the
+   * pool (ConnBackend.sendDirect). The pool must have room for all of it either way.
    */
   private queue(bytes: Uint8Array): boolean {
     const q = this.sendQueue
-    if (this.backend.writeNow !== null && bytes.length >= DIRECT_WRITE_MIN && q.segmentCount === 0 && q.canTake(bytes.length)) {
-      const n = this.backend.writeNow(this, bytes)
-      if (n >= bytes.length || this.writeClosed) return true // (all sent, or the socket failed: failSends says so)
+    if (this.backend.sendDirect !== null && q.segmentCount === 0 && q.canTake(bytes.length)) {
+      const n = this.backend.sendDirect(this, bytes)
+      if (n >= bytes.length || this.writeClosed) return true // (all taken, or the socket failed: failSends says so)
       bytes = bytes.subarray(n)
     }
     if (!q.enqueue(bytes)) return false

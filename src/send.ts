@@ -13,6 +13,8 @@ import { SlotWaiters } from "./waiter"
 export class SendPool {
   private readonly freeSlots: Int32Array
   private freeCount: number
+  /** Free slots promised to bytes not queued yet (see reserve). */
+  private reserved = 0
   private readonly waiters = new SlotWaiters()
 
   constructor(
@@ -29,7 +31,25 @@ export class SendPool {
   }
 
   get available(): number {
-    return this.freeCount
+    return this.freeCount - this.reserved
+  }
+
+  /**
+   * Sets k free slots aside (false if fewer are available): for bytes a backend
+   * holds to write without a copy, which must still fit in the pool if the
+   * kernel takes only part of them.
+   */
+  reserve(k: number): boolean {
+    if (k > this.available) return false
+    this.reserved += k
+    return true
+  }
+
+  /** Gives back k reserved slots (before queueing what they were kept for, or when it is no longer needed). */
+  unreserve(k: number): void {
+    if (k === 0) return
+    this.reserved -= k
+    this.waiters.wakeOne()
   }
 
   offsetOf(slot: number): number {

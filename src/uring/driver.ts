@@ -126,7 +126,7 @@ export class UringDriver implements Driver, ConnBackend {
   readonly recvHighWater: number
   readonly sendHighWater: number
   /** Sends go through the ring only. */
-  readonly writeNow = null
+  readonly sendDirect = null
   /**
    * Connections keep provided buffers until their parser has consumed them and
    * the sends made from them have completed (no copy either way), within a
