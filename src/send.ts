@@ -47,9 +47,8 @@ export class SendPool {
 
   /** Gives back k reserved slots (before queueing what they were kept for, or when it is no longer needed). */
   unreserve(k: number): void {
-    if (k === 0) return
     this.reserved -= k
-    this.waiters.wakeOne()
+    for (let i = 0; i < k && this.waiters.any; i++) this.waiters.wakeOne() // as k releases would
   }
 
   offsetOf(slot: number): number {
