@@ -455,6 +455,7 @@ describe("tcp echo", () => {
       sent += request.length
     }
     c.end()
+    await c.readToEnd() // the server closes once its sends have completed (io_uring counts a send at its completion)
     const { bytesSent, bytesSentWithoutCopy } = s.metrics()
     expect(bytesSent).toBe(sent)
     expect(bytesSentWithoutCopy).toBe(sent)
