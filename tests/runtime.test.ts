@@ -382,8 +382,8 @@ describe("tasks and hooks", () => {
     server.wakeHandle(0).wake()
     await Bun.sleep(100)
     const [count, notifiedAt, repliedAt] = (await ask(server, "?")).split(" ").map(Number)
-    // The worker's clock against this thread's (a clock step between their starts shifts one: seen on a VM, 155 ms),
-    // taken as the reply's send time less its arrival, which errs on the late side by the reply's transit (< 1 ms).
+    // The worker's clock against this thread's (a step of the system clock between their starts shifts one), taken
+    // as the reply's send time less its arrival: that overstates the latency by the reply's transit, never hides any.
     const workerAhead = repliedAt! - (performance.timeOrigin + performance.now())
     expect(count).toBe(1)
     expect(notifiedAt! - workerAhead - wokenAt).toBeLessThan(5)

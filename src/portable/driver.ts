@@ -137,11 +137,10 @@ export class PortableDriver implements Driver, ConnBackend {
   private deliveringData: Uint8Array | null = null
   /**
    * deliveringData sent back as it is, with nothing queued: written without a copy
-   * when deliver returns (writeHeld). heldSlots pool slots stay reserved for what
-   * the kernel may not take of it.
+   * when deliver returns (writeHeld). Pool slots for all of it (heldSlots) stay
+   * reserved for what the kernel may not take of it.
    */
   private held: Uint8Array | null = null
-  private heldSlots = 0
 
   private readonly connecting = new Map<number, PendingConnect>()
   private readonly listeners: Array<{ stop(closeActiveConnections?: boolean): void }> = []
@@ -364,9 +363,8 @@ export class PortableDriver implements Driver, ConnBackend {
    * through the queue, after what is held.
    */
   sendDirect(conn: ConnCtx, bytes: Uint8Array): number {
-    const slot = conn.slot
-    if (this.conns[slot] !== conn || this.sockets[slot] === undefined || this.state[slot]! & (AWAIT_DRAIN | CLOSING)) return 0
-    if (slot === this.delivering) {
+    if (this.writableSocket(conn) === undefined) return 0
+    if (conn.slot === this.delivering) {
       if (this.hold(bytes)) return bytes.length
       this.queueHeld(conn) // what follows it goes after it
     }
@@ -376,20 +374,21 @@ export class PortableDriver implements Driver, ConnBackend {
   /** Holds `bytes` if they are the bytes being delivered (the arrival echoed whole), with pool room reserved. */
   private hold(bytes: Uint8Array): boolean {
     // By identity only: a look at .buffer costs ~0.2 µs on the fresh array Bun delivers (bench/micro.ts).
-    if (bytes !== this.deliveringData || this.held !== null) return false
-    const slots = Math.ceil(bytes.length / this.pool.slotSize)
-    if (!this.pool.reserve(slots)) return false
+    if (bytes !== this.deliveringData || this.held !== null || !this.pool.reserve(this.heldSlots(bytes))) return false
     this.held = bytes
-    this.heldSlots = slots
     return true
+  }
+
+  /** The pool slots reserved for `held`. */
+  private heldSlots(held: Uint8Array): number {
+    return Math.ceil(held.length / this.pool.slotSize)
   }
 
   /** Drops what is held, returning its reserved slots; returns the bytes. */
   private takeHeld(): Uint8Array | null {
     const held = this.held
-    this.pool.unreserve(this.heldSlots)
+    if (held !== null) this.pool.unreserve(this.heldSlots(held))
     this.held = null
-    this.heldSlots = 0
     return held
   }
 
@@ -408,11 +407,17 @@ export class PortableDriver implements Driver, ConnBackend {
     if (n < held.length && this.state[conn.slot]! & AWAIT_DRAIN) conn.sendQueue.enqueue(held.subarray(n))
   }
 
+  /** The connection's socket if a write may go to it now (it is open, not closing, not waiting for drain). */
+  private writableSocket(conn: ConnCtx): BunSocket | undefined {
+    const slot = conn.slot
+    return this.conns[slot] === conn && !(this.state[slot]! & (AWAIT_DRAIN | CLOSING)) ? this.sockets[slot] : undefined
+  }
+
   /** Bun's write sends at once and copies nothing it does not send. */
   private writeNow(conn: ConnCtx, bytes: Uint8Array): number {
     const slot = conn.slot
-    const socket = this.sockets[slot]
-    if (this.conns[slot] !== conn || socket === undefined || this.state[slot]! & (AWAIT_DRAIN | CLOSING)) return 0
+    const socket = this.writableSocket(conn)
+    if (socket === undefined) return 0
     const n = socket.write(bytes)
     if (n < 0) {
       conn.failSends("EPIPE") // as in writeOut
