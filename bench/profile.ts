@@ -7,8 +7,9 @@
 // io_uring requests by opcode per op, counted by perf stat (tracepoints, no
 // work per event), and a sampled profile split by where the code lives
 // (kernel, Bun's runtime, JIT-compiled JavaScript named through JSC's jitdump,
-// libringline) with the hottest JavaScript and kernel functions. Server on CPU 1, load
-// generator on CPU 0.
+// libringline) with the hottest JavaScript and kernel functions (also as ns per op
+// of that run) and the callers of the three hottest kernel functions. Server on
+// CPU 1, load generator on CPU 0.
 //
 //   bun bench/profile.ts SERVER ROW          (substrings of the names in bench/harness.ts)
 //   bun bench/profile.ts "ringline io_uring" "UDP rr"
@@ -86,15 +87,25 @@ try {
       perfOutput(["report", "-i", sampled.data, "--no-children", "-g", "none", "--percent-limit", "0.1", "--sort", sort])
         .split("\n")
         .filter((l) => /^\s+[\d.]+%/.test(l))
-    console.log(`where the CPU goes (sampled run, ${sampled.ops} ops; share of the server's samples):`)
+    // A share of the samples as time per op: the share of this run's CPU per op (perf's sampling included).
+    const perOp = (line: string) => `${((Number(/[\d.]+/.exec(line)![0]) / 100) * sampled.nsPerOp).toFixed(0).padStart(6)} ns/op`
+    console.log(`where the CPU goes (sampled run, ${sampled.ops} ops, ${(sampled.nsPerOp / 1000).toFixed(2)} µs CPU/op; share of the server's samples):`)
     for (const l of report("dso").slice(0, 6)) console.log(`  ${l.trim().replace(/\[JIT\] tid \d+/, "JIT-compiled JavaScript")}`)
     // By thread: the worker against JSC's compiler and GC threads (a compiler still busy means the warm-up was short).
     console.log(`  by thread: ${report("comm").slice(0, 4).map((l) => l.trim().replace(/\s+/, " ")).join(", ")}`)
     const bySymbol = report("dso,sym")
     console.log("  hottest JavaScript and native functions outside the kernel:")
-    for (const l of bySymbol.filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim()}`)
+    for (const l of bySymbol.filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${perOp(l)}  ${l.trim()}`)
     console.log("  hottest kernel functions:")
-    for (const l of bySymbol.filter((l) => l.includes("[kernel")).slice(0, 12)) console.log(`    ${l.trim().replace(/\s+\[kernel\.kallsyms\]\s+\[k\]/, "  ")}`)
+    const kernelHot = bySymbol.filter((l) => l.includes("[kernel")).slice(0, 12)
+    for (const l of kernelHot) console.log(`    ${perOp(l)}  ${l.trim().replace(/\s+\[kernel\.kallsyms\]\s+\[k\]/, "  ")}`)
+    // Who calls the three hottest (from the call graphs): a lock's unlock says little until its caller is named.
+    console.log("  their callers (2 % of the samples or more):")
+    for (const l of kernelHot.slice(0, 3)) {
+      const sym = l.trim().split(/\s+/).at(-1)!
+      const folded = perfOutput(["report", "-i", sampled.data, "--no-children", `--symbols=${sym}`, "-g", "folded,2,callee", "--max-stack", "2", "--stdio"])
+      for (const c of folded.split("\n").filter((c) => new RegExp(`^\\s*[\\d.]+% ${sym};`).test(c))) console.log(`    ${perOp(c)}  ${c.trim().replace(";", " ← ")}`)
+    }
     rmSync(`/tmp/perf-${server.pid}.map`, { force: true })
   }
 } finally {
@@ -120,15 +131,17 @@ async function countedPerOp(events: string[], args: string[]): Promise<{ counts:
 }
 
 /** One more run of the load with `perf record` attached to the server. */
-async function underPerf(opts: string[], args: string[]): Promise<{ data: string; ops: number }> {
+async function underPerf(opts: string[], args: string[]): Promise<{ data: string; ops: number; nsPerOp: number }> {
   const data = `${work}/perf-${opts.length}.data`
   const rec = Bun.spawn([perf!, "record", "-q", ...opts, "-p", String(server.pid), "-o", data], { stdout: "ignore", stderr: "ignore" })
   await Bun.sleep(500) // attached to every thread
+  const cpuBefore = cpuSeconds(server.pid)
   const load = await loadgen(args)
+  const cpu = cpuSeconds(server.pid) - cpuBefore
   rec.kill("SIGINT")
   await rec.exited
   if (!load.ok || load.ops === 0) throw new Error(`the load under perf failed: ${JSON.stringify(load)}`)
-  return { data, ops: load.ops }
+  return { data, ops: load.ops, nsPerOp: (cpu * 1e9) / load.ops }
 }
 
 function perfOutput(cmd: string[]): string {
