@@ -6,7 +6,7 @@
 //
 // Not part of `bun test`: it times, it asserts nothing.
 import { drainMicrotasks } from "bun:jsc"
-import { ConnCtx, ParseResult, type ConnBackend } from "../src/conn"
+import { ConnCtx, ParseResult, SlotQueues, type ConnBackend } from "../src/conn"
 import { SendPool } from "../src/send"
 import { startTask } from "../src/tasks"
 
@@ -112,7 +112,7 @@ time("drainMicrotasks with nothing queued", 2e5, () => drainMicrotasks())
 // or as a bare async call), one byte echoed into the send queue, end of stream, task settled.
 const pool = new SendPool(new Uint8Array(1 << 20), 0, 4096, 256, new Float64Array(64))
 const fakeBackend: ConnBackend = {
-  pool, lender: null, sendDirect: null, sendHighWater: 1 << 20, recvHighWater: 1 << 20, recvAccumulatorMax: 1 << 20,
+  pool, slotQueues: new SlotQueues(256, pool, null, 1 << 20), lender: null, sendDirect: null, recvHighWater: 1 << 20, recvAccumulatorMax: 1 << 20,
   transmit: () => {}, close: () => {}, shutdownWrite: () => {}, pauseRecv: () => {}, resumeRecv: () => {}, address: () => "",
 }
 const oneByte = new Uint8Array([7])
@@ -136,6 +136,7 @@ const connectionLife = (inScope: boolean, between = noop) => (i: number) => {
   conn.failSends("ENOTCONN") // gives the send slot back, as the send's completion would
   conn.deliverEof()
   drainMicrotasks()
+  conn.detach() // the slot released: its queues go to the next connection on it
   between()
 }
 // In the server, the kernel's work between a connection's completions (~15 µs of it per step in
@@ -147,7 +148,7 @@ const coldCaches = () => {
   for (let i = 0; i < otherMemory.length; i += 64) otherMemory[i]!++
   excludedNs += Bun.nanoseconds() - t
 }
-time("new ConnCtx (with its send queue and receive buffer)", 2e5, (i) => void new ConnCtx(fakeBackend, i & 255, i, i))
+time("new ConnCtx (its slot's send queue and receive buffer reused)", 2e5, (i) => void new ConnCtx(fakeBackend, i & 255, i, i))
 time("a connection's life in JS: bare async handler", 1e5, connectionLife(false))
 time("a connection's life in JS: in a task scope (startTask)", 1e5, connectionLife(true))
 time("the same, 2 MiB of other memory touched between steps", 1e4, connectionLife(true, coldCaches))

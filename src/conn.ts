@@ -30,14 +30,49 @@ export const ParseResult = {
 /** withData's callback: `data` is valid only during the call; `eof` marks the last look at it. */
 export type DataParser = (data: Uint8Array, eof: boolean) => ParseResult
 
+/**
+ * Each backend slot's send queue and receive buffer, made on the slot's first
+ * connection and handed to every later one: connections come and go at storm
+ * rates, and a connection's fresh objects (eight of them, plus a 4 KiB
+ * accumulator where bytes are copied) start on cold cache lines, where the
+ * slot's are likely still warm. A connection gives them back when its slot is
+ * released (ConnCtx.detach), empty.
+ */
+export class SlotQueues {
+  private readonly sendQueues: Array<SendQueue | undefined>
+  private readonly recvBuffers: Array<RecvBuffer | undefined>
+  /** What a detached connection holds instead: empty for good (nothing can queue or deliver once it is closed). */
+  readonly detachedSend: SendQueue
+  readonly detachedRecv: RecvBuffer
+
+  constructor(
+    slots: number,
+    private readonly pool: SendPool,
+    private readonly lender: BufferLender | null,
+    private readonly sendHighWater: number,
+  ) {
+    this.sendQueues = new Array(slots)
+    this.recvBuffers = new Array(slots)
+    this.detachedSend = new SendQueue(pool, null, 0)
+    this.detachedRecv = new RecvBuffer(null)
+  }
+
+  sendQueue(slot: number): SendQueue {
+    return (this.sendQueues[slot] ??= new SendQueue(this.pool, this.lender, this.sendHighWater))
+  }
+
+  recvBuffer(slot: number): RecvBuffer {
+    return (this.recvBuffers[slot] ??= new RecvBuffer(this.lender))
+  }
+}
+
 /** What a backend does for a connection; the ConnCtx decides when. */
 export interface ConnBackend {
   readonly pool: SendPool
+  readonly slotQueues: SlotQueues
   readonly recvAccumulatorMax: number
   /** Unread bytes at which a connection whose handler is not reading stops receiving (Config: recvHighWater). */
   readonly recvHighWater: number
-  /** Queued bytes at which sendCapacity reports no room (Config: sendHighWater). */
-  readonly sendHighWater: number
   /** Lends receive buffers (io_uring's provided buffers); null when data must be copied at once. */
   readonly lender: BufferLender | null
   /**
@@ -64,13 +99,14 @@ export interface ConnBackend {
 export class ConnCtx {
   /** Unique per worker. */
   readonly id: number
-  readonly sendQueue: SendQueue
+  /** The slot's send queue while the connection holds the slot; an empty one for good after (detach). */
+  sendQueue: SendQueue
   /** Backend slot and generation (the connection's identity in completions). */
   readonly slot: number
   readonly gen: number
 
-  /** Unread received bytes. */
-  private readonly rx: RecvBuffer
+  /** Unread received bytes (the slot's buffer, as sendQueue). */
+  private rx: RecvBuffer
   /** Bytes the parser asked to see before it is called again. */
   private need = 1
   /**
@@ -104,8 +140,8 @@ export class ConnCtx {
     this.slot = slot
     this.gen = gen
     this.id = id
-    this.sendQueue = new SendQueue(backend.pool, backend.lender, backend.sendHighWater)
-    this.rx = new RecvBuffer(backend.lender)
+    this.sendQueue = backend.slotQueues.sendQueue(slot)
+    this.rx = backend.slotQueues.recvBuffer(slot)
   }
 
   get peerAddr(): string {
@@ -474,6 +510,21 @@ export class ConnCtx {
     this.closed = true
     this.backend.close(this, true) // also when close() already ran but its sends never drained
     return lost
+  }
+
+  /**
+   * Backend: the slot is released (the connection is closed and its sends are
+   * failed or drained): its queues, empty, go to the slot's next connection, and
+   * this one, which handler code may still hold, keeps empty ones of its own.
+   */
+  detach(): void {
+    const slots = this.backend.slotQueues
+    // Both are empty on every path that releases a slot; emptied again, a slip cannot hand bytes on.
+    this.failSends("ENOTCONN")
+    this.sendQueue.recycle()
+    this.rx.recycle()
+    this.rx = slots.detachedRecv
+    this.sendQueue = slots.detachedSend
   }
 
   /** Half-closes: queued sends drain, then the peer sees end of stream; reading goes on. */

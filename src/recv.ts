@@ -22,6 +22,9 @@ export interface BufferLender {
 
 const EMPTY = new Uint8Array(0)
 const OWNED = -1
+/** What recycle keeps: the accumulator's default size, and segment lists of a usual length. */
+const KEPT_ACCUMULATOR = 4096
+const KEPT_SEGMENTS = 64
 
 export class RecvBuffer {
   // Unread segments [head, end), oldest first, each with its lender token (OWNED: a view of an
@@ -118,6 +121,13 @@ export class RecvBuffer {
     for (let i = this.head; i < this.end; i++) if (this.tokens[i]! >= 0) this.lender!.release(this.tokens[i]!)
     this.reset()
     this.size = 0
+  }
+
+  /** Empties it for the slot's next connection, keeping the accumulator only if it is small (a slot keeps its buffer for good). */
+  recycle(): void {
+    this.clear()
+    if (this.acc.length > KEPT_ACCUMULATOR) this.acc = EMPTY
+    if (this.segs.length > KEPT_SEGMENTS) this.segs = [], this.tokens = []
   }
 
   /** No segments left: the accumulator is free to be reused from its start. */

@@ -96,6 +96,8 @@ interface Token extends Waiter {
 }
 
 const NO_WAITERS: readonly Waiter[] = []
+/** Segment lists longer than this are not kept for a slot's next connection (SendQueue.recycle). */
+const KEPT_SEGMENTS = 64
 
 /** One connection's queued bytes, as segments in FIFO order. */
 export class SendQueue {
@@ -275,6 +277,11 @@ export class SendQueue {
       for (const w of roomWaiters) w.reject(e)
     }
     return lost
+  }
+
+  /** After fail, before the slot's next connection: segment lists a burst grew long are let go (a slot keeps its queue for good). */
+  recycle(): void {
+    if (this.slots.length > KEPT_SEGMENTS) this.slots = [], this.offs = [], this.lens = []
   }
 
   private releaseSegment(i: number): void {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import net from "node:net"
 import { readdirSync, readlinkSync } from "node:fs"
 import { randomBytes } from "node:crypto"
-import { Config, ConfigError, RinglineBuilder, type HandlerClass, type Server } from "../src/index"
+import { Config, ConfigError, ParseResult, RinglineBuilder, SendError, type AsyncEventHandler, type ConnCtx, type HandlerClass, type Server } from "../src/index"
 import { RecvBuffer } from "../src/recv"
 import type { WorkerHost } from "../src/host"
 import { threadRuntime } from "../src/runtime"
@@ -482,6 +482,56 @@ describe("tcp echo", () => {
     await first.until(() => first.closed || first.ended, "the server to close")
     const second = await Client.connect(s.tcpAddr!)
     expect((await second.readToEnd()).toString()).toBe("code:ENOTCONN\n")
+  })
+
+  // A slot's send queue and receive buffer go to its next connection (fresh ones cost
+  // more at connection rates); a closed connection that handler code still holds must
+  // see none of the next one's bytes, and its calls must not reach the next one's queue.
+  test("a closed connection still held by handler code sees nothing of the next connection on its slot, and cannot send into it", async () => {
+    const conns: ConnCtx[] = []
+    const closed: number[] = []
+    let releaseSecond = () => {}
+    const secondMayRead = new Promise<void>((r) => (releaseSecond = r))
+    class Keeper implements AsyncEventHandler {
+      static createForWorker(): Keeper {
+        return new Keeper()
+      }
+      async onAccept(conn: ConnCtx): Promise<void> {
+        conns.push(conn)
+        if (conns.length === 2) await secondMayRead // its bytes stay buffered meanwhile
+        const echo = (d: Uint8Array) => (conn.sendNowait(d), ParseResult.consumed(d.length))
+        while ((await conn.withData(echo)) > 0);
+      }
+      onClose(conn: ConnCtx): void {
+        closed.push(conn.id)
+      }
+    }
+    const s = await launch(Keeper) // inline: the test holds the ConnCtx objects
+    servers.push(s)
+    const a = await Client.connect(s.tcpAddr!)
+    await a.write("first")
+    expect((await a.readExactly(5)).toString()).toBe("first")
+    a.end()
+    await a.until(() => a.ended, "the server to close the first connection")
+    for (let i = 0; i < 200 && closed.length === 0; i++) await Bun.sleep(5)
+    expect(closed).toEqual([conns[0]!.id]) // its slot is free
+
+    const b = await Client.connect(s.tcpAddr!)
+    await b.write("second")
+    for (let i = 0; i < 200 && (conns.length < 2 || conns[1]!.buffered < 6); i++) await Bun.sleep(5)
+    const [first, second] = conns as [ConnCtx, ConnCtx]
+    expect(second.slot).toBe(first.slot) // the same slot, so its queues passed on
+    expect(second.buffered).toBe(6)
+    expect(first.buffered).toBe(0)
+    let shown = ""
+    expect(await first.withData((d) => ((shown += new TextDecoder().decode(d)), ParseResult.consumed(d.length)))).toBe(0)
+    expect(shown).toBe("")
+    expect(() => first.sendNowait(new TextEncoder().encode("stale"))).toThrow(SendError)
+    expect(first.sendQueued).toBe(0)
+    releaseSecond()
+    expect((await b.readExactly(6)).toString()).toBe("second")
+    b.end()
+    expect((await b.readToEnd()).length).toBe(0)
   })
 
   test("send() resolves per send and the bytes arrive in order", async () => {

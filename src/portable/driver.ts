@@ -24,7 +24,7 @@ import type { Socket, SocketHandler, TCPSocketListenOptions } from "bun"
 import { statSync, unlinkSync } from "node:fs"
 import { isIP } from "node:net"
 import type { Config } from "../config"
-import { ConnCtx, type ConnBackend } from "../conn"
+import { ConnCtx, SlotQueues, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { abortError, ConnectError, NativeError, ShutdownError, TimerExhaustedError } from "../errors"
 import { C } from "../metrics"
@@ -109,7 +109,7 @@ export class PortableDriver implements Driver, ConnBackend {
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
   readonly recvHighWater: number
-  readonly sendHighWater: number
+  readonly slotQueues: SlotQueues
   /**
    * No lending: ConnCtx copies what `data` delivers. (Bun 1.4.4 does hand each callback
    * a fresh buffer, but nothing promises it, and lending it measured no clear gain.)
@@ -163,9 +163,9 @@ export class PortableDriver implements Driver, ConnBackend {
     this.pool = new SendPool(new Uint8Array(cfg.sendCopyCount * cfg.sendCopySlotSize), 0, cfg.sendCopySlotSize, cfg.sendCopyCount, host.counters)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
     this.recvHighWater = Math.min(cfg.recvHighWater, cfg.recvAccumulatorMax)
-    this.sendHighWater = cfg.sendHighWater
     this.udpSlots = new UdpSendSlots(cfg.udpSendSlots)
     const max = cfg.maxConnections
+    this.slotQueues = new SlotQueues(max, this.pool, this.lender, cfg.sendHighWater)
     this.conns = new Array(max)
     this.sockets = new Array(max)
     this.gens = new Uint32Array(max)
@@ -287,6 +287,7 @@ export class PortableDriver implements Driver, ConnBackend {
   }
 
   private release(slot: number, conn: ConnCtx): void {
+    conn.detach()
     this.conns[slot] = undefined
     this.releaseSlot(slot)
     this.counters[C.connectionsClosed]!++

@@ -7,7 +7,7 @@
 // once when a socket stirs), so timers and postMessage in handlers keep
 // working and an idle worker costs almost no CPU.
 import type { Config } from "../config"
-import { ConnCtx, type ConnBackend } from "../conn"
+import { ConnCtx, SlotQueues, type ConnBackend } from "../conn"
 import type { ConnectOptions, Driver, DriverHost } from "../driver"
 import { C } from "../metrics"
 import { check, errnoName, Errno, NativeError } from "../native/errno"
@@ -124,7 +124,7 @@ export class UringDriver implements Driver, ConnBackend {
   readonly pool: SendPool
   readonly recvAccumulatorMax: number
   readonly recvHighWater: number
-  readonly sendHighWater: number
+  readonly slotQueues: SlotQueues
   /** Sends go through the ring only. */
   readonly sendDirect = null
   /**
@@ -243,7 +243,6 @@ export class UringDriver implements Driver, ConnBackend {
     this.udpSlots = new UdpSendSlots(cfg.udpSendSlots, udpSlotSize, recvBytes + tcpSlab, cfg.maxConnections)
     this.recvAccumulatorMax = cfg.recvAccumulatorMax
     this.recvHighWater = Math.min(cfg.recvHighWater, cfg.recvAccumulatorMax)
-    this.sendHighWater = cfg.sendHighWater
     this.holdBudget = cfg.recvBuffer.ringSize >> 1
 
     const max = cfg.maxConnections
@@ -254,6 +253,7 @@ export class UringDriver implements Driver, ConnBackend {
     this.freeSlots = new Int32Array(max)
     for (let i = 0; i < max; i++) this.freeSlots[i] = max - 1 - i
     this.freeCount = max
+    this.slotQueues = new SlotQueues(max, this.pool, this.lender, cfg.sendHighWater)
     this.unwatched = new Int32Array(max)
     this.listedForWatch = new Uint8Array(max)
     this.watchFds = new Int32Array(max)
@@ -926,6 +926,7 @@ export class UringDriver implements Driver, ConnBackend {
     const conn = this.live(slot, gen)
     if (conn === undefined) return
     if (!(this.state[slot]! & RING_CLOSES_FD)) this.ring.sym.ringline_socket_close(this.fds[slot]!)
+    conn.detach()
     this.conns[slot] = undefined
     this.fds[slot] = -1
     this.state[slot] = 0
