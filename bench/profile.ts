@@ -15,6 +15,7 @@
 //   bun bench/profile.ts "ringline io_uring" "UDP rr"
 //   bun bench/profile.ts "C io_uring, timed" "UDP rr"
 //   BENCH_SECONDS=5 bun bench/profile.ts ringline "connect storm, seq"
+//   PROFILE_TOP=40 bun bench/profile.ts "C io_uring" "UDP flood"   (40 hottest functions of each kind, not 12)
 //
 // Needs `zig build bench -Doptimize=ReleaseFast`; strace and perf are optional
 // (apt-get install strace linux-perf).
@@ -30,6 +31,7 @@ if (spec === undefined || row === undefined) {
 }
 
 const perf = Bun.which("perf")
+const top = Number(process.env.PROFILE_TOP ?? 12)
 
 /** What countedPerOp counts: all syscalls, the ring's, completions, and submitted requests by opcode (include/uapi/linux/io_uring.h). */
 const COUNTED_EVENTS: Array<[string, string[]]> = [
@@ -95,9 +97,9 @@ try {
     console.log(`  by thread: ${report("comm").slice(0, 4).map((l) => l.trim().replace(/\s+/, " ")).join(", ")}`)
     const bySymbol = report("dso,sym")
     console.log("  hottest JavaScript and native functions outside the kernel:")
-    for (const l of bySymbol.filter((l) => !l.includes("[kernel")).slice(0, 12)) console.log(`    ${perOp(l)}  ${l.trim()}`)
+    for (const l of bySymbol.filter((l) => !l.includes("[kernel")).slice(0, top)) console.log(`    ${perOp(l)}  ${l.trim()}`)
     console.log("  hottest kernel functions:")
-    const kernelHot = bySymbol.filter((l) => l.includes("[kernel")).slice(0, 12)
+    const kernelHot = bySymbol.filter((l) => l.includes("[kernel")).slice(0, top)
     for (const l of kernelHot) console.log(`    ${perOp(l)}  ${l.trim().replace(/\s+\[kernel\.kallsyms\]\s+\[k\]/, "  ")}`)
     // Who calls the three hottest (from the call graphs): a lock's unlock says little until its caller is named.
     console.log("  their callers (2 % of the samples or more):")
