@@ -22,9 +22,9 @@ export interface BufferLender {
 
 const EMPTY = new Uint8Array(0)
 const OWNED = -1
-/** What recycle keeps: the accumulator's default size, and segment lists of a usual length. */
+/** What recycle keeps for a slot's next connection: the accumulator's default size, and segment lists of a usual length (here and in SendQueue). */
 const KEPT_ACCUMULATOR = 4096
-const KEPT_SEGMENTS = 64
+export const KEPT_SEGMENTS = 64
 
 export class RecvBuffer {
   // Unread segments [head, end), oldest first, each with its lender token (OWNED: a view of an

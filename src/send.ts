@@ -6,7 +6,7 @@
 // fits as a whole or is refused, and bytes leave the queue only when the kernel
 // has taken them.
 import { C } from "./metrics"
-import type { BufferLender } from "./recv"
+import { KEPT_SEGMENTS, type BufferLender } from "./recv"
 import { SlotWaiters } from "./waiter"
 
 /** Fixed-size slots over a slab; FIFO waiters for free slots. */
@@ -60,6 +60,11 @@ export class SendPool {
     this.counters[C.bytesSentWithoutCopy]! += n
   }
 
+  /** n queued bytes were dropped: their connection closed or failed before the kernel took them (metric). */
+  noteUnsent(n: number): void {
+    this.counters[C.unsentBytesAtClose]! += n
+  }
+
   /** A send found the pool full (metric). */
   noteExhausted(): void {
     this.counters[C.sendPoolExhausted]!++
@@ -96,8 +101,6 @@ interface Token extends Waiter {
 }
 
 const NO_WAITERS: readonly Waiter[] = []
-/** Segment lists longer than this are not kept for a slot's next connection (SendQueue.recycle). */
-const KEPT_SEGMENTS = 64
 
 /** One connection's queued bytes, as segments in FIFO order. */
 export class SendQueue {
@@ -263,6 +266,7 @@ export class SendQueue {
    */
   fail(error: () => Error): number {
     const lost = this.queuedBytes
+    if (lost > 0) this.pool.noteUnsent(lost)
     for (let i = this.head; i < this.end; i++) this.releaseSegment(i)
     this.lentBytes = 0
     this.head = this.end = 0

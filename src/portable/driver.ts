@@ -279,7 +279,6 @@ export class PortableDriver implements Driver, ConnBackend {
     this.sockets[slot] = undefined
     this.state[slot] = 0
     const code = error === undefined ? null : ((error as { code?: string }).code ?? "EIO")
-    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
     conn.failSends(code ?? "ENOTCONN")
     conn.deliverEof(code)
     if (conn.isClosed || this.destroying) this.release(slot, conn)
@@ -403,9 +402,11 @@ export class PortableDriver implements Driver, ConnBackend {
   private writeHeld(conn: ConnCtx): void {
     const held = this.takeHeld()!
     const n = this.writeNow(conn, held)
-    // Short: the kernel's buffer is full (AWAIT_DRAIN: drain writes the rest), or the socket failed (failSends said
-    // so), or the parser aborted the connection (nothing more goes out).
-    if (n < held.length && this.state[conn.slot]! & AWAIT_DRAIN) conn.sendQueue.enqueue(held.subarray(n))
+    if (n === held.length) return
+    // Short: the kernel's buffer is full (AWAIT_DRAIN: drain writes the rest), or the socket failed or the
+    // parser aborted the connection: nothing more goes out, and the rest is counted as queued bytes would be.
+    if (this.state[conn.slot]! & AWAIT_DRAIN) conn.sendQueue.enqueue(held.subarray(n))
+    else this.pool.noteUnsent(held.length - n)
   }
 
   /** The connection's socket if a write may go to it now (it is open, not closing, not waiting for drain). */
@@ -519,7 +520,6 @@ export class PortableDriver implements Driver, ConnBackend {
       this.schedule(slot)
       return
     }
-    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
     conn.failSends("ENOTCONN")
     this.state[slot] = CLOSING
     socket.end()

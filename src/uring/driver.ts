@@ -906,7 +906,6 @@ export class UringDriver implements Driver, ConnBackend {
   private closeNow(slot: number): void {
     const conn = this.conns[slot]!
     const st = this.state[slot]!
-    this.counters[C.unsentBytesAtClose]! += conn.sendQueue.queuedBytes
     conn.failSends("ENOTCONN")
     // SEND_DIRTY: the slot is still in the dirty list; released now, a new connection on it would be listed twice.
     if (!(st & (RECV_ARMED | SEND_INFLIGHT | SEND_DIRTY | POLLOUT_ARMED | CONNECTING))) {
