@@ -33,10 +33,10 @@ export type DataParser = (data: Uint8Array, eof: boolean) => ParseResult
 /**
  * Each backend slot's send queue and receive buffer, made on the slot's first
  * connection and handed to every later one: connections come and go at storm
- * rates, and a connection's fresh objects (eight of them, plus a 4 KiB
- * accumulator where bytes are copied) start on cold cache lines, where the
- * slot's are likely still warm. A connection gives them back when its slot is
- * released (ConnCtx.detach), empty.
+ * rates, and a connection's fresh objects (the two and their five segment
+ * lists, plus a 4 KiB accumulator where bytes are copied) start on cold cache
+ * lines, where the slot's are likely still warm. A connection gives them back
+ * when its slot is released (ConnCtx.detach), empty.
  */
 export class SlotQueues {
   private readonly sendQueues: Array<SendQueue | undefined>
