@@ -519,8 +519,8 @@ export class ConnCtx {
    */
   detach(): void {
     const slots = this.backend.slotQueues
-    // Both are empty on every path that releases a slot; emptied again, a slip cannot hand bytes on.
-    this.failSends("ENOTCONN")
+    // Every path that releases a slot has failed the sends already; should one slip, no bytes are handed on.
+    if (this.sendQueue.segmentCount > 0) this.failSends("ENOTCONN")
     this.sendQueue.recycle()
     this.rx.recycle()
     this.rx = slots.detachedRecv

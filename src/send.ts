@@ -283,7 +283,7 @@ export class SendQueue {
     return lost
   }
 
-  /** After fail, before the slot's next connection: segment lists a burst grew long are let go (a slot keeps its queue for good). */
+  /** Before the slot's next connection (the queue is empty: failed or drained): segment lists a burst grew long are let go (a slot keeps its queue for good). */
   recycle(): void {
     if (this.slots.length > KEPT_SEGMENTS) this.slots = [], this.offs = [], this.lens = []
   }
