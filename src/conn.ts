@@ -83,6 +83,8 @@ export interface ConnBackend {
    * ring sends, from lent buffers or the pool).
    */
   readonly sendDirect: ((conn: ConnCtx, bytes: Uint8Array) => number) | null
+  /** Moves what sendDirect holds for the connection into its queue, so that dropping the queue counts it too. */
+  queueHeld?(conn: ConnCtx): void
   /** The queue has bytes and nothing is in flight: start sending. */
   transmit(conn: ConnCtx): void
   /** Close once the send queue has drained (or at once if `abort`). */
@@ -504,6 +506,7 @@ export class ConnCtx {
 
   /** Closes without draining (shutdown deadline, errors). Returns the bytes that were still queued. */
   abort(code: string): number {
+    this.backend.queueHeld?.(this)
     const lost = this.failSends(code)
     this.deliverEof(code)
     this.rx.clear()

@@ -534,7 +534,7 @@ describe("tcp echo", () => {
     expect((await b.readToEnd()).length).toBe(0)
   })
 
-  test("bytes dropped by abort() are counted in unsentBytesAtClose: a queued send, and an arrival sent back from inside its parser", async () => {
+  test("bytes dropped by abort() are returned by it and counted in unsentBytesAtClose: a queued send, and an arrival sent back from inside its parser", async () => {
     const returned: number[] = []
     class Aborter implements AsyncEventHandler {
       static createForWorker(): Aborter {
@@ -548,7 +548,7 @@ describe("tcp echo", () => {
           return
         }
         // A second look: the arrival sent back whole (lent on io_uring, held on portable), then aborted in the parser.
-        await conn.withData((d) => (conn.sendNowait(d), conn.abort("ECONNABORTED"), ParseResult.consumed(d.length)))
+        await conn.withData((d) => (conn.sendNowait(d), returned.push(conn.abort("ECONNABORTED")), ParseResult.consumed(d.length)))
       }
     }
     const s = await launch(Aborter)
@@ -564,6 +564,7 @@ describe("tcp echo", () => {
     expect((await b.readToEnd().catch(() => Buffer.alloc(0))).length).toBe(0)
     for (let i = 0; i < 100 && s.metrics().unsentBytesAtClose < 106; i++) await Bun.sleep(5)
     expect(s.metrics().unsentBytesAtClose).toBe(106)
+    expect(returned).toEqual([100, 6]) // abort() returns what it dropped, the held arrival included
   })
 
   test("send() resolves per send and the bytes arrive in order", async () => {

@@ -392,8 +392,9 @@ export class PortableDriver implements Driver, ConnBackend {
     return held
   }
 
-  /** Copies what is held into the connection's queue (the room was reserved for it). */
-  private queueHeld(conn: ConnCtx): void {
+  /** ConnBackend.queueHeld: copies what is held into the connection's queue (the room was reserved for it). */
+  queueHeld(conn: ConnCtx): void {
+    if (conn.slot !== this.delivering) return // only the connection being delivered to has anything held
     const held = this.takeHeld()
     if (held !== null) conn.sendQueue.enqueue(held)
   }
