@@ -33,7 +33,12 @@ export class Config {
   sendCopySlotSize = 16448
   standaloneTaskCapacity = 256
   timerSlots = 256
-  udpSendSlots = 64
+  /**
+   * UDP datagrams in flight per worker (each a udpRecvBuffer.bufferSize slot until
+   * its send completes). 256, as the C reference server: with 64, a flood keeping
+   * 512 datagrams in flight had replies refused (PoolExhausted).
+   */
+  udpSendSlots = 256
   udpRecvQueueCapacity = 1024
   backlog = 1024
   tcpNodelay = true
