@@ -404,8 +404,8 @@ export class PortableDriver implements Driver, ConnBackend {
     const held = this.takeHeld()!
     const n = this.writeNow(conn, held)
     if (n === held.length) return
-    // Short: the kernel's buffer is full (AWAIT_DRAIN: drain writes the rest), or the socket failed or the
-    // parser aborted the connection: nothing more goes out, and the rest is counted as queued bytes would be.
+    // Short: the kernel's buffer is full (AWAIT_DRAIN: drain writes the rest), or the socket failed: nothing
+    // more goes out, and the rest is counted as queued bytes would be. (An abort moved what was held into the queue.)
     if (this.state[conn.slot]! & AWAIT_DRAIN) conn.sendQueue.enqueue(held.subarray(n))
     else this.pool.noteUnsent(held.length - n)
   }
