@@ -485,8 +485,9 @@ export class ConnCtx {
     return this.sendQueue.flushed()
   }
 
-  /** Backend: the socket failed; queued sends are rejected with `code`. */
+  /** Backend: the socket failed; queued sends, and what the backend holds for sending (queueHeld), are dropped and rejected with `code`. */
   failSends(code: string): number {
+    this.backend.queueHeld?.(this)
     this.writeClosed = true
     if (this.error === null && code !== "ENOTCONN") this.error = code
     return this.sendQueue.fail(() => new SendError(code, `connection ${this.id}: ${code}`))
@@ -506,7 +507,6 @@ export class ConnCtx {
 
   /** Closes without draining (shutdown deadline, errors). Returns the bytes that were still queued. */
   abort(code: string): number {
-    this.backend.queueHeld?.(this)
     const lost = this.failSends(code)
     this.deliverEof(code)
     this.rx.clear()

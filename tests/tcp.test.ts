@@ -559,7 +559,8 @@ describe("tcp echo", () => {
     expect(returned).toEqual([100])
     const b = await Client.connect(s.tcpAddr!)
     await b.write("xx")
-    await Bun.sleep(50) // the first look consumed both; the second waits for more
+    // "xx" has arrived, and the first look consumed it, before "second" is sent: the second look waits for that.
+    for (let i = 0; i < 200 && s.metrics().bytesReceived < 3; i++) await Bun.sleep(5)
     await b.write("second")
     expect((await b.readToEnd().catch(() => Buffer.alloc(0))).length).toBe(0)
     for (let i = 0; i < 100 && s.metrics().unsentBytesAtClose < 106; i++) await Bun.sleep(5)

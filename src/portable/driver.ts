@@ -405,7 +405,7 @@ export class PortableDriver implements Driver, ConnBackend {
     const n = this.writeNow(conn, held)
     if (n === held.length) return
     // Short: the kernel's buffer is full (AWAIT_DRAIN: drain writes the rest), or the socket failed: nothing
-    // more goes out, and the rest is counted as queued bytes would be. (An abort moved what was held into the queue.)
+    // more goes out, and the rest is counted as queued bytes would be. (failSends, as in an abort, moves what is held into the queue first.)
     if (this.state[conn.slot]! & AWAIT_DRAIN) conn.sendQueue.enqueue(held.subarray(n))
     else this.pool.noteUnsent(held.length - n)
   }
