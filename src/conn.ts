@@ -198,16 +198,48 @@ export class ConnCtx {
    */
   withEachData(parse: DataParser): Promise<boolean> {
     if (this.reader.subject !== null) return this.alreadyWaiting()
+    let now: boolean | null
+    try {
+      now = this.beginEach(parse)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return now !== null ? Promise.resolve(now) : (this.reader.wait(parse) as Promise<boolean>)
+  }
+
+  /**
+   * Runtime (AsyncEventHandler.onData): withEachData with callbacks instead of a
+   * promise, so that a connection served from the receive path costs no promise.
+   * `settled` gets what withEachData resolves to, `failed` what it rejects with.
+   */
+  eachData(parse: DataParser, settled: (paused: boolean) => void, failed: (e: Error) => void): void {
+    if (this.reader.subject !== null) return failed(this.readerTaken())
+    let now: boolean | null
+    try {
+      now = this.beginEach(parse)
+    } catch (e) {
+      return failed(e as Error)
+    }
+    if (now === null) this.reader.listen(parse, settled as (v: number | boolean) => void, failed)
+    else settled(now)
+  }
+
+  /** withEachData's first look at buffered bytes: its outcome (true: paused, false: ended), or null when it waits for more. */
+  private beginEach(parse: DataParser): boolean | null {
     const n = this.parseEach(parse)
-    if (n === PAUSED) return Promise.resolve(true)
-    if (n < 0) return Promise.reject(this.refusal(n))
-    if (this.eof || this.closed) return Promise.resolve(this.finalLooks(parse) === PAUSED)
+    if (n === PAUSED) return true
+    if (n < 0) throw this.refusal(n)
+    if (this.eof || this.closed) return this.finalLooks(parse) === PAUSED
     this.each = true
-    return this.reader.wait(parse) as Promise<boolean>
+    return null
   }
 
   private alreadyWaiting(): Promise<never> {
-    return Promise.reject(new Error(`connection ${this.id}: a withData or withEachData is already waiting (one reader per connection)`))
+    return Promise.reject(this.readerTaken())
+  }
+
+  private readerTaken(): Error {
+    return new Error(`connection ${this.id}: a withData or withEachData is already waiting (one reader per connection)`)
   }
 
   /**

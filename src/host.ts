@@ -2,7 +2,7 @@
 // the graceful shutdown that drains them. Runs inside a Bun Worker, or inline
 // on the launching thread.
 import type { BackendName, Config } from "./config"
-import type { ConnCtx } from "./conn"
+import type { ConnCtx, DataParser } from "./conn"
 import type { ConnectOptions, Driver, DriverHost } from "./driver"
 import type { AsyncEventHandler, HandlerClass, WorkerCtx } from "./handler"
 import { C, snapshot, workerCounters, type MetricsSnapshot } from "./metrics"
@@ -78,6 +78,7 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
   async start(): Promise<WorkerReady> {
     if (threadRuntime() !== null) throw new Error("a ringline worker is already running on this thread (inline launch runs one per thread)")
     this.handler = this.handlerClass.createForWorker(this.workerId, this.init.handlerData)
+    this.checkConnectionHandler()
     this.driver = await createDriver(this.init.backend, this)
     setThreadRuntime(this)
     try {
@@ -96,26 +97,75 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
     }
   }
 
+  /** Accepted connections need exactly one of onAccept and onData. */
+  private checkConnectionHandler(): void {
+    const { onAccept, onData } = this.handler
+    const name = (this.handlerClass as { name?: string }).name || "the handler class"
+    if (onAccept !== undefined && onData !== undefined) {
+      throw new TypeError(`${name} defines both onAccept and onData: a connection is served by one of them`)
+    }
+    if (onAccept === undefined && onData === undefined && this.init.tcp.length > 0) {
+      throw new TypeError(`${name} defines neither onAccept nor onData, and a TCP address is bound: its connections need one`)
+    }
+  }
+
   /** Runs a task, counts it for shutdown, and reports (once) if it fails; then `after`. */
   private track(fn: () => unknown, what: () => string, kind: "handler" | "udp", after?: () => void): void {
     this.liveTasks[kind]++
     const settled = () => {
-      this.liveTasks[kind]--
       after?.()
-      if (this.liveTasks.handler + this.liveTasks.udp === 0) this.allTasksSettled?.()
+      this.taskEnded(kind)
     }
     startTask(fn, settled, (e: unknown) => {
-      if (!(this.stopping && kind === "udp")) {
-        // (UDP sockets close under their readers at shutdown: not a failure.)
-        this.counters[C.handlerErrors]!++
-        console.error(`ringline: worker ${this.workerId}: ${what()} failed:`, e)
-      }
+      // (UDP sockets close under their readers at shutdown: not a failure.)
+      if (!(this.stopping && kind === "udp")) this.reportFailure(what(), e)
       settled()
     })
   }
 
+  private taskEnded(kind: "handler" | "udp"): void {
+    this.liveTasks[kind]--
+    if (this.liveTasks.handler + this.liveTasks.udp === 0) this.allTasksSettled?.()
+  }
+
+  private reportFailure(what: string, e: unknown): void {
+    this.counters[C.handlerErrors]!++
+    console.error(`ringline: worker ${this.workerId}: ${what} failed:`, e)
+  }
+
   onConnection(conn: ConnCtx): void {
-    this.track(() => this.handler.onAccept(conn), () => `handler for connection ${conn.id}`, "handler", () => conn.close())
+    if (this.handler.onData !== undefined) return this.serveData(conn)
+    this.track(() => this.handler.onAccept!(conn), () => `handler for connection ${conn.id}`, "handler", () => conn.close())
+  }
+
+  /**
+   * AsyncEventHandler.onData: the connection's bytes go to the handler's parser
+   * from the receive path (ConnCtx.eachData), with no task or promise unless it
+   * pauses for send room. It counts as a running handler until it ends.
+   */
+  private serveData(conn: ConnCtx): void {
+    this.liveTasks.handler++
+    const parse: DataParser = (data, eof) => this.handler.onData!(conn, data, eof)
+    const ended = (e: Error | null) => {
+      if (e !== null) this.reportFailure(`handler for connection ${conn.id}`, e)
+      conn.close()
+      this.taskEnded("handler")
+    }
+    const failed = (e: Error) => ended(e)
+    const settled = (paused: boolean) => {
+      if (!paused) return ended(null)
+      if (conn.sendCapacity > 0) {
+        return ended(new Error(`onData returned ParseResult.pause() while connection ${conn.id} can send (sendCapacity ${conn.sendCapacity}): pause() waits for send room`))
+      }
+      let room: Promise<void>
+      try {
+        room = conn.waitForSendRoom()
+      } catch (e) {
+        return ended(e as Error) // the connection can no longer send
+      }
+      room.then(() => conn.eachData(parse, settled, failed), failed)
+    }
+    conn.eachData(parse, settled, failed)
   }
 
   /** Closes connections without traffic for Config.idleTimeoutMs (swept every half period, so 1–1.5 periods). */

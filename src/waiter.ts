@@ -2,7 +2,8 @@
 // read at a time) and SlotWaiters (callers queued for a freed send slot).
 // Waiter: the one pending promise of a long-lived owner (a connection's
 // withData, a UDP socket's recvFrom/recvBatch), made again for every wait,
-// with what the wait is for (the parser, the batch callback).
+// with what the wait is for (the parser, the batch callback); or, for the
+// runtime's own waits (a connection served by onData), plain callbacks.
 // Owners wait once per read or datagram, so the promise's resolving functions
 // are filed on the Waiter by one executor shared by every wait, instead of a
 // waiter object and closures per wait.
@@ -24,6 +25,13 @@ export class Waiter<T, S> {
     this.subject = subject
     filing = this as Waiter<unknown, unknown>
     return new Promise<T>(Waiter.file)
+  }
+
+  /** As wait(), with callbacks instead of a promise (called synchronously when it settles). */
+  listen(subject: S, resolve: (v: T) => void, reject: (e: Error) => void): void {
+    this.subject = subject
+    this.resolveFn = resolve
+    this.rejectFn = reject
   }
 
   resolve(value: T): void {

@@ -669,6 +669,109 @@ describe("tcp echo", () => {
   })
 })
 
+describe("onData (connections served from the receive path, no task each)", () => {
+  test("echo of 8 connections at once, 256 KiB each, byte-exact; each closes after its peer's end of stream", async () => {
+    const s = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("on_data"))
+    servers.push(s)
+    const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => echoOnce(s.tcpAddr!, pattern(256 * 1024, i))))
+    for (const [i, r] of replies.entries()) expect(r.equals(Buffer.from(pattern(256 * 1024, i)))).toBe(true)
+    for (let i = 0; i < 200 && s.metrics().connectionsClosed < 8; i++) await Bun.sleep(5)
+    expect(s.metrics().connectionsClosed).toBe(8)
+    expect(s.metrics().handlerErrors).toBe(0)
+  })
+
+  test("32 MiB past a stalled reader: byte-exact, the parser paused for send room and was called again", async () => {
+    const { default: DataEcho } = await import("./fixtures/on_data")
+    DataEcho.pauses = 0
+    const s = await launch(DataEcho, (c) => (c.sendHighWater = 64 * 1024)) // inline: the test reads DataEcho.pauses
+    servers.push(s)
+    const payload = randomBytes(32 << 20)
+    const c = await Client.connect(s.tcpAddr!)
+    void c.write(payload)
+    c.socket.pause()
+    await Bun.sleep(200)
+    c.socket.resume()
+    expect((await c.readExactly(payload.length, 20_000)).equals(payload)).toBe(true)
+    c.end()
+    expect(DataEcho.pauses).toBeGreaterThan(0)
+    expect(s.metrics().bytesSent).toBe(payload.length)
+  })
+
+  test("unparsed bytes at end of stream get a last look with eof set, and the answer drains before the close", async () => {
+    const s = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s)
+    expect(await converse(s, "a\nb\npartial")).toBe("line:a\nline:b\neof:partial\n")
+  })
+
+  test("a throw, or pause() while it can send, counts a handler error and closes that connection only", async () => {
+    const s = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s)
+    for (const [line, errors] of [["boom", 1], ["pause", 2]] as const) {
+      const c = await Client.connect(s.tcpAddr!)
+      await c.write(`${line}\n`)
+      await c.until(() => c.closed || c.ended, `the connection that sent "${line}" to close`)
+      expect(s.metrics().handlerErrors).toBe(errors)
+    }
+    expect(await converse(s, "alive\n")).toBe("line:alive\n")
+  })
+
+  test("connections reset by their peers give their slots back once each: the full table serves again", async () => {
+    const s = await new RinglineBuilder(testConfig((c) => (c.maxConnections = 4))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s)
+    const settled = async (field: "bytesReceived" | "connectionsClosed", want: number) => {
+      for (let j = 0; j < 400 && s.metrics()[field] < want; j++) await Bun.sleep(5)
+      expect(s.metrics()[field]).toBe(want)
+    }
+    for (let i = 1; i <= 6; i++) {
+      const c = await Client.connect(s.tcpAddr!)
+      await c.write("unterminated")
+      await settled("bytesReceived", 12 * i) // served: the connection holds a slot
+      c.socket.resetAndDestroy()
+      await settled("connectionsClosed", i) // its slot released once
+    }
+    const clients = await Promise.all(Array.from({ length: 4 }, () => Client.connect(s.tcpAddr!)))
+    const answers = await Promise.all(clients.map(async (c, i) => (await c.write(`c${i}\n`), (await c.readExactly(`line:c${i}\n`.length)).toString())))
+    expect(answers).toEqual(["line:c0\n", "line:c1\n", "line:c2\n", "line:c3\n"])
+    for (const c of clients) c.end()
+  })
+
+  test("graceful shutdown waits for an onData connection until its peer closes, and it is served meanwhile", async () => {
+    const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 10_000))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("before\n")
+    expect((await c.readExactly("line:before\n".length)).toString()).toBe("line:before\n")
+    s.shutdown.shutdown()
+    let joined = false
+    const join = Promise.all(s.handles.map((h) => h.join())).then((r) => ((joined = true), r))
+    await Bun.sleep(100)
+    expect(joined).toBe(false)
+    await c.write("during\n")
+    expect((await c.readExactly("line:during\n".length)).toString()).toBe("line:during\n")
+    c.end()
+    const reports = await join
+    expect(reports.reduce((n, r) => n + r.abortedConnections, 0)).toBe(0)
+  })
+
+  test("a handler class with both onAccept and onData, or neither while TCP is bound, is refused at launch by name", async () => {
+    class Both {
+      static createForWorker(): Both {
+        return new Both()
+      }
+      async onAccept(): Promise<void> {}
+      onData(): ParseResult {
+        return ParseResult.needMore()
+      }
+    }
+    class Neither {
+      static createForWorker(): Neither {
+        return new Neither()
+      }
+    }
+    await expect(launch(Both as unknown as HandlerClass)).rejects.toThrow(/Both defines both onAccept and onData/)
+    await expect(launch(Neither as unknown as HandlerClass)).rejects.toThrow(/Neither defines neither onAccept nor onData, and a TCP address is bound/)
+  })
+})
+
 describe("launch", () => {
   const bad: Array<[string, (c: Config) => void]> = [
     ["sqEntries", (c) => (c.sqEntries = 3)],

@@ -281,7 +281,8 @@ export class PortableDriver implements Driver, ConnBackend {
     const code = error === undefined ? null : ((error as { code?: string }).code ?? "EIO")
     conn.failSends(code ?? "ENOTCONN")
     conn.deliverEof(code)
-    if (conn.isClosed || this.destroying) this.release(slot, conn)
+    // (A reader that closed the connection at end of stream, in deliverEof, has released the slot already.)
+    if (this.conns[slot] === conn && (conn.isClosed || this.destroying)) this.release(slot, conn)
     this.eventsHappened()
   }
 
