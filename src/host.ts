@@ -151,7 +151,6 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
       conn.close()
       this.taskEnded("handler")
     }
-    const failed = (e: Error) => ended(e)
     const settled = (paused: boolean) => {
       if (!paused) return ended(null)
       if (conn.sendCapacity > 0) {
@@ -163,9 +162,9 @@ export class WorkerHost implements DriverHost, ThreadRuntime, WorkerCtx {
       } catch (e) {
         return ended(e as Error) // the connection can no longer send
       }
-      room.then(() => conn.eachData(parse, settled, failed), failed)
+      room.then(() => conn.eachData(parse, settled, ended), ended)
     }
-    conn.eachData(parse, settled, failed)
+    conn.eachData(parse, settled, ended)
   }
 
   /** Closes connections without traffic for Config.idleTimeoutMs (swept every half period, so 1–1.5 periods). */

@@ -752,6 +752,20 @@ describe("onData (connections served from the receive path, no task each)", () =
     expect(reports.reduce((n, r) => n + r.abortedConnections, 0)).toBe(0)
   })
 
+  test("at the shutdown deadline an onData connection is closed and reported; the worker stops", async () => {
+    const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 200))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("held\n")
+    expect((await c.readExactly("line:held\n".length)).toString()).toBe("line:held\n")
+    await c.write("unterminated") // waits in the parser's buffer; its last look, at the abort, finds the connection unable to send
+    for (let i = 0; i < 200 && s.metrics().bytesReceived < 17; i++) await Bun.sleep(5)
+    s.shutdown.shutdown()
+    const reports = await Promise.all(s.handles.map((h) => h.join()))
+    expect(reports.reduce((n, r) => n + r.abortedConnections, 0)).toBe(1)
+    await c.until(() => c.closed || c.ended, "the aborted connection to close")
+    expect(s.metrics().handlerErrors).toBe(0)
+  })
+
   test("a handler class with both onAccept and onData, or neither while TCP is bound, is refused at launch by name", async () => {
     class Both {
       static createForWorker(): Both {
