@@ -752,6 +752,20 @@ describe("onData (connections served from the receive path, no task each)", () =
     expect(reports.reduce((n, r) => n + r.abortedConnections, 0)).toBe(0)
   })
 
+  test("onData may close its connection: the answer drains first, and shutdown then has nothing to wait for", async () => {
+    const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 10_000))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    const c = await Client.connect(s.tcpAddr!)
+    await c.write("hi\nbye\nignored\n")
+    expect((await c.readToEnd()).toString()).toBe("line:hi\nline:bye\n")
+    for (let i = 0; i < 200 && s.metrics().connectionsClosed < 1; i++) await Bun.sleep(5)
+    const t = performance.now()
+    s.shutdown.shutdown()
+    const reports = await Promise.all(s.handles.map((h) => h.join()))
+    expect(performance.now() - t).toBeLessThan(2_000) // not the 10 s deadline: no handler is left running
+    expect(reports.reduce((n, r) => n + r.abortedConnections, 0)).toBe(0)
+    expect(s.metrics().handlerErrors).toBe(0)
+  })
+
   test("at the shutdown deadline an onData connection is closed and reported; the worker stops", async () => {
     const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 200))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
     const c = await Client.connect(s.tcpAddr!)
