@@ -20,13 +20,15 @@
 // Needs `zig build bench -Doptimize=ReleaseFast`; strace and perf are optional
 // (apt-get install strace linux-perf).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { ALL_SERVERS, allRows, cpuSeconds, loadgen, processTimes, startServer, syscallsPerOp, warmupArgs } from "./harness"
+import { ALL_SERVERS, PAIR_ONLY_SERVERS, allRows, cpuSeconds, loadgen, processTimes, startServer, syscallsPerOp, warmupArgs } from "./harness"
 
 const [serverName, rowName] = process.argv.slice(2)
-const spec = ALL_SERVERS.find((s) => serverName !== undefined && s.name.includes(serverName))
+// An exact name first (one name can be part of another: "ringline io_uring, onData"), else the first containing it.
+const servers = [...ALL_SERVERS, ...PAIR_ONLY_SERVERS]
+const spec = servers.find((s) => s.name === serverName) ?? servers.find((s) => serverName !== undefined && s.name.includes(serverName))
 const row = allRows(Number(process.env.BENCH_SECONDS ?? 3), false).find((r) => rowName !== undefined && r.name.includes(rowName))
 if (spec === undefined || row === undefined) {
-  console.error(`usage: bun bench/profile.ts SERVER ROW\n  servers: ${ALL_SERVERS.map((s) => s.name).join(" | ")}`)
+  console.error(`usage: bun bench/profile.ts SERVER ROW\n  servers: ${servers.map((s) => s.name).join(" | ")}`)
   process.exit(2)
 }
 
