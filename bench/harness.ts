@@ -21,6 +21,9 @@ export const ALL_SERVERS: ServerSpec[] = [
   { name: "C epoll", cmd: [bin("echo_epoll"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"] },
   { name: "ringline io_uring", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "io_uring" } },
   { name: "ringline portable", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "portable" } },
+  // The same echo served by onData instead of an onAccept task per connection (AsyncEventHandler.onData).
+  { name: "ringline io_uring, onData", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "io_uring", RINGLINE_BENCH_ON_DATA: "1" } },
+  { name: "ringline portable, onData", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "portable", RINGLINE_BENCH_ON_DATA: "1" } },
   { name: "Bun.listen", cmd: [bun, `${root}bench/servers/bun_echo.ts`] },
   { name: "node:net", cmd: ["node", `${root}bench/servers/node_echo.mjs`] },
 ]
@@ -29,9 +32,6 @@ export const ALL_SERVERS: ServerSpec[] = [
 export const PAIR_ONLY_SERVERS: ServerSpec[] = [
   // The C server spending 2 µs of user time per completion: what user time per op costs in CPU per op.
   { name: "C io_uring, 2 µs busy per completion", cmd: [bin("echo_uring"), "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--busy-ns", "2000"] },
-  // The echo served by onData instead of an onAccept task per connection (AsyncEventHandler.onData).
-  { name: "ringline io_uring, onData", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "io_uring", RINGLINE_BENCH_ON_DATA: "1" } },
-  { name: "ringline portable, onData", cmd: [bun, `${root}bench/servers/ringline_echo.ts`], env: { RINGLINE_BACKEND: "portable", RINGLINE_BENCH_ON_DATA: "1" } },
   // TCP echo on the ring layer alone, no runtime above it: what driving io_uring from Bun costs at least (TCP rows only).
   { name: "ring layer alone", cmd: [bun, `${root}bench/servers/ring_floor.ts`], env: { RINGLINE_BACKEND: "io_uring" } },
 ]
