@@ -737,6 +737,7 @@ describe("onData (connections served from the receive path, no task each)", () =
 
   test("graceful shutdown waits for an onData connection until its peer closes, and it is served meanwhile", async () => {
     const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 10_000))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s) // (stopped by the test; stop() again is a no-op)
     const c = await Client.connect(s.tcpAddr!)
     await c.write("before\n")
     expect((await c.readExactly("line:before\n".length)).toString()).toBe("line:before\n")
@@ -754,6 +755,7 @@ describe("onData (connections served from the receive path, no task each)", () =
 
   test("onData may close its connection: the answer drains first, and shutdown then has nothing to wait for", async () => {
     const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 10_000))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s) // (stopped by the test; stop() again is a no-op)
     const c = await Client.connect(s.tcpAddr!)
     await c.write("hi\nbye\nignored\n")
     expect((await c.readToEnd()).toString()).toBe("line:hi\nline:bye\n")
@@ -768,6 +770,7 @@ describe("onData (connections served from the receive path, no task each)", () =
 
   test("at the shutdown deadline an onData connection is closed and reported; the worker stops", async () => {
     const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 200))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s) // (stopped by the test; stop() again is a no-op)
     const c = await Client.connect(s.tcpAddr!)
     await c.write("held\n")
     expect((await c.readExactly("line:held\n".length)).toString()).toBe("line:held\n")
