@@ -16,7 +16,9 @@ export default class Echo implements AsyncEventHandler {
     // Echo what arrives, straight from the receive path (withEachData: no promise
     // per read), but never more than the send pool takes right now: when it is
     // full the parser pauses, the rest stays in the receive buffers (no copy),
-    // and the handler waits for room before it goes on.
+    // and the handler waits for room before it goes on. (For many short
+    // connections the same parser can be the handler's onData instead, with no
+    // task per connection at all: README, "Sending and backpressure".)
     const echo = (data: Uint8Array) => {
       const k = Math.min(data.length, conn.sendCapacity)
       if (k === 0) return ParseResult.pause()
