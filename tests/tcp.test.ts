@@ -670,9 +670,20 @@ describe("tcp echo", () => {
 })
 
 describe("onData (connections served from the receive path, no task each)", () => {
+  /** A server of tests/fixtures/on_data.ts's DataLines, stopped after the test. */
+  const linesServer = async (mutate?: (c: Config) => void): Promise<Server> => {
+    const s = await new RinglineBuilder(testConfig(mutate)).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
+    servers.push(s) // (a test that stops it itself leaves stop() a no-op)
+    return s
+  }
+  /** Sends a line and returns the answer's text. */
+  const ask = async (c: Client, line: string): Promise<string> => {
+    await c.write(`${line}\n`)
+    return (await c.readExactly(`line:${line}\n`.length)).toString()
+  }
+
   test("echo of 8 connections at once, 256 KiB each, byte-exact; each closes after its peer's end of stream", async () => {
-    const s = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("on_data"))
-    servers.push(s)
+    const s = await serve("on_data")
     const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => echoOnce(s.tcpAddr!, pattern(256 * 1024, i))))
     for (const [i, r] of replies.entries()) expect(r.equals(Buffer.from(pattern(256 * 1024, i)))).toBe(true)
     for (let i = 0; i < 200 && s.metrics().connectionsClosed < 8; i++) await Bun.sleep(5)
@@ -698,14 +709,12 @@ describe("onData (connections served from the receive path, no task each)", () =
   })
 
   test("unparsed bytes at end of stream get a last look with eof set, and the answer drains before the close", async () => {
-    const s = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
-    servers.push(s)
+    const s = await linesServer()
     expect(await converse(s, "a\nb\npartial")).toBe("line:a\nline:b\neof:partial\n")
   })
 
   test("a throw, or pause() while it can send, counts a handler error and closes that connection only", async () => {
-    const s = await new RinglineBuilder(testConfig()).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
-    servers.push(s)
+    const s = await linesServer()
     for (const [line, errors] of [["boom", 1], ["pause", 2]] as const) {
       const c = await Client.connect(s.tcpAddr!)
       await c.write(`${line}\n`)
@@ -716,8 +725,7 @@ describe("onData (connections served from the receive path, no task each)", () =
   })
 
   test("connections reset by their peers give their slots back once each: the full table serves again", async () => {
-    const s = await new RinglineBuilder(testConfig((c) => (c.maxConnections = 4))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
-    servers.push(s)
+    const s = await linesServer((c) => (c.maxConnections = 4))
     const settled = async (field: "bytesReceived" | "connectionsClosed", want: number) => {
       for (let j = 0; j < 400 && s.metrics()[field] < want; j++) await Bun.sleep(5)
       expect(s.metrics()[field]).toBe(want)
@@ -730,32 +738,28 @@ describe("onData (connections served from the receive path, no task each)", () =
       await settled("connectionsClosed", i) // its slot released once
     }
     const clients = await Promise.all(Array.from({ length: 4 }, () => Client.connect(s.tcpAddr!)))
-    const answers = await Promise.all(clients.map(async (c, i) => (await c.write(`c${i}\n`), (await c.readExactly(`line:c${i}\n`.length)).toString())))
+    const answers = await Promise.all(clients.map((c, i) => ask(c, `c${i}`)))
     expect(answers).toEqual(["line:c0\n", "line:c1\n", "line:c2\n", "line:c3\n"])
     for (const c of clients) c.end()
   })
 
   test("graceful shutdown waits for an onData connection until its peer closes, and it is served meanwhile", async () => {
-    const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 10_000))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
-    servers.push(s) // (stopped by the test; stop() again is a no-op)
+    const s = await linesServer((c) => (c.shutdownTimeoutMs = 10_000))
     const c = await Client.connect(s.tcpAddr!)
-    await c.write("before\n")
-    expect((await c.readExactly("line:before\n".length)).toString()).toBe("line:before\n")
+    expect(await ask(c, "before")).toBe("line:before\n")
     s.shutdown.shutdown()
     let joined = false
     const join = Promise.all(s.handles.map((h) => h.join())).then((r) => ((joined = true), r))
     await Bun.sleep(100)
     expect(joined).toBe(false)
-    await c.write("during\n")
-    expect((await c.readExactly("line:during\n".length)).toString()).toBe("line:during\n")
+    expect(await ask(c, "during")).toBe("line:during\n")
     c.end()
     const reports = await join
     expect(reports.reduce((n, r) => n + r.abortedConnections, 0)).toBe(0)
   })
 
   test("onData may close its connection: the answer drains first, and shutdown then has nothing to wait for", async () => {
-    const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 10_000))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
-    servers.push(s) // (stopped by the test; stop() again is a no-op)
+    const s = await linesServer((c) => (c.shutdownTimeoutMs = 10_000))
     const c = await Client.connect(s.tcpAddr!)
     await c.write("hi\nbye\nignored\n")
     expect((await c.readToEnd()).toString()).toBe("line:hi\nline:bye\n")
@@ -769,11 +773,9 @@ describe("onData (connections served from the receive path, no task each)", () =
   })
 
   test("at the shutdown deadline an onData connection is closed and reported; the worker stops", async () => {
-    const s = await new RinglineBuilder(testConfig((c) => (c.shutdownTimeoutMs = 200))).bind("127.0.0.1:0").launch(fixture("on_data"), "DataLines")
-    servers.push(s) // (stopped by the test; stop() again is a no-op)
+    const s = await linesServer((c) => (c.shutdownTimeoutMs = 200))
     const c = await Client.connect(s.tcpAddr!)
-    await c.write("held\n")
-    expect((await c.readExactly("line:held\n".length)).toString()).toBe("line:held\n")
+    expect(await ask(c, "held")).toBe("line:held\n")
     await c.write("unterminated") // waits in the parser's buffer; its last look, at the abort, finds the connection unable to send
     for (let i = 0; i < 200 && s.metrics().bytesReceived < 17; i++) await Bun.sleep(5)
     s.shutdown.shutdown()
