@@ -281,12 +281,13 @@ export class PortableDriver implements Driver, ConnBackend {
     const code = error === undefined ? null : ((error as { code?: string }).code ?? "EIO")
     conn.failSends(code ?? "ENOTCONN")
     conn.deliverEof(code)
-    // (A reader that closed the connection at end of stream, in deliverEof, has released the slot already.)
-    if (this.conns[slot] === conn && (conn.isClosed || this.destroying)) this.release(slot, conn)
+    if (conn.isClosed || this.destroying) this.release(slot, conn)
     this.eventsHappened()
   }
 
+  /** Gives the connection's slot back; once only (a reader that closed the connection inside onClosed's deliverEof has released it already). */
   private release(slot: number, conn: ConnCtx): void {
+    if (this.conns[slot] !== conn) return
     conn.detach()
     this.conns[slot] = undefined
     this.releaseSlot(slot)
