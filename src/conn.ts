@@ -197,19 +197,12 @@ export class ConnCtx {
    * A parser that throws rejects it, as withData.
    */
   withEachData(parse: DataParser): Promise<boolean> {
-    if (this.reader.subject !== null) return this.alreadyWaiting()
-    let now: boolean | null
-    try {
-      now = this.beginEach(parse)
-    } catch (e) {
-      return Promise.reject(e)
-    }
-    return now !== null ? Promise.resolve(now) : (this.reader.wait(parse) as Promise<boolean>)
+    return new Promise((resolve, reject) => this.eachData(parse, resolve, reject))
   }
 
   /**
-   * Runtime (AsyncEventHandler.onData): withEachData with callbacks instead of a
-   * promise, so that a connection served from the receive path costs no promise.
+   * withEachData with callbacks instead of a promise (what AsyncEventHandler.onData
+   * runs on, so that a connection served from the receive path costs no promise):
    * `settled` gets what withEachData resolves to, `failed` what it rejects with.
    */
   eachData(parse: DataParser, settled: (paused: boolean) => void, failed: (e: Error) => void): void {
@@ -224,7 +217,7 @@ export class ConnCtx {
     else settled(now)
   }
 
-  /** withEachData's first look at buffered bytes: its outcome (true: paused, false: ended), or null when it waits for more. */
+  /** The first look at buffered bytes: its outcome (true: paused, false: ended), or null when it waits for more. */
   private beginEach(parse: DataParser): boolean | null {
     const n = this.parseEach(parse)
     if (n === PAUSED) return true
