@@ -2,8 +2,9 @@
 // read at a time) and SlotWaiters (callers queued for a freed send slot).
 // Waiter: the one pending promise of a long-lived owner (a connection's
 // withData, a UDP socket's recvFrom/recvBatch), made again for every wait,
-// with what the wait is for (the parser, the batch callback); or, for the
-// runtime's own waits (a connection served by onData), plain callbacks.
+// with what the wait is for (the parser, the batch callback); or plain
+// callbacks (listen) where the caller makes no promise per wait (withEachData
+// makes one per call, a connection served by onData none).
 // Owners wait once per read or datagram, so the promise's resolving functions
 // are filed on the Waiter by one executor shared by every wait, instead of a
 // waiter object and closures per wait.
